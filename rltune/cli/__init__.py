@@ -1,0 +1,27 @@
+"""The `rltune` command. Each group of commands lives in its own module and registers on `app`."""
+
+from __future__ import annotations
+
+import typer
+
+from rltune import __version__
+
+app = typer.Typer(
+    name="rltune",
+    help="Tune Ray RLlib hyperparameters on AWS SageMaker, or locally with the same payload.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.command()
+def version() -> None:
+    """Print rltune's version."""
+    typer.echo(__version__)
+
+
+# Command modules register themselves on `app` when imported (one line per module below).
+
+
+def main() -> None:
+    app()
