@@ -23,7 +23,9 @@ def version() -> None:
 # Command modules register themselves on `app` when imported (one line per module below).
 # One line per module, in any order (engineers add theirs independently), so sorting is off here.
 # isort: off
+from rltune.cli import local_commands  # noqa: E402,F401
 from rltune.cli import payload_commands  # noqa: E402,F401
+from rltune.cli import cloud_commands  # noqa: E402,F401
 
 
 def main() -> None:

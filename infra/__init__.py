@@ -1,0 +1,1 @@
+"""The AWS CDK app's constructs: one module per capability, composed by `infra.stack.RlTuneStack`."""
