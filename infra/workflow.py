@@ -34,8 +34,8 @@ from constructs import Construct
 
 from infra import lambda_assets
 from rltune.environments import DeploymentTarget, EnvironmentConfig, Guardrails
+from rltune.steps import workflow_max_tuning_runtime
 
-MAX_TUNING_RUNTIME = 15_768_000  # SageMaker's ResourceLimits.MaxRuntimeInSeconds maximum
 WORKFLOW_MARGIN_SECONDS = 3600  # Start, the last poll and Record, with room for retries
 
 # Lambda errors worth retrying: the service's own, and SageMaker's throttling/internal errors (re-raised by name).
@@ -47,20 +47,23 @@ LAMBDA_TRANSIENT_ERRORS = [
     "Lambda.ClientExecutionTimeoutException",
 ]
 SAGEMAKER_TRANSIENT_ERRORS = ["SageMakerThrottling", "SageMakerUnavailable"]
-# The aws-sdk integration names errors "<Service>.<ErrorCode>".
+# The aws-sdk integration names errors "<Service>.<ErrorName>", always with an "Exception" suffix (Step Functions
+# docs, "AWS SDK service integrations"). Throttling and internal errors are not in SageMaker's error model, so
+# they may also surface as the SDK's generic service exception (AWS's own SageMaker samples retry
+# "SageMaker.AmazonSageMakerException"). Modeled errors (ResourceNotFoundException...) are not retried.
 SDK_TRANSIENT_ERRORS = [
     "SageMaker.ThrottlingException",
-    "SageMaker.InternalFailure",
-    "SageMaker.ServiceUnavailable",
+    "SageMaker.InternalFailureException",
+    "SageMaker.ServiceUnavailableException",
     "SageMaker.SageMakerException",
+    "SageMaker.AmazonSageMakerException",
 ]
 
 
 def max_tuning_runtime_seconds(guardrails: Guardrails) -> int:
-    """The longest tuning job this environment can start: every job in its own wave, each waiting for spot
-    capacity as long as SageMaker lets it (2x its run time), plus 10 minutes (the payload's own formula)."""
-    waves = guardrails.max_jobs  # max_parallel_jobs may be 1
-    return min(MAX_TUNING_RUNTIME, waves * 2 * guardrails.max_run_seconds + 600)
+    """The longest tuning job this environment can start (`rltune.steps.workflow_max_tuning_runtime`, which
+    `rltune start` checks locally too)."""
+    return workflow_max_tuning_runtime(guardrails)
 
 
 def workflow_timeout_seconds(config: EnvironmentConfig) -> int:

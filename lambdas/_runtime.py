@@ -63,6 +63,27 @@ def traced(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     return run
 
 
+def retryable_aws_errors(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """Re-raise a transient AWS error from anywhere in the handler (throttling, an internal error or a lost
+    connection on SageMaker, DynamoDB or EventBridge, after the SDK's own retry) under the name the state
+    machine retries with backoff and jitter (`SageMakerThrottling`/`SageMakerUnavailable`). Any other error
+    propagates as it is: the state machine catches it, records the run and fails."""
+
+    @functools.wraps(handler)
+    def run(event: Any, context: Any) -> Any:
+        try:
+            return handler(event, context)
+        except Exception as error:
+            from rltune.steps import translate_aws_error
+
+            transient = translate_aws_error(error)
+            if transient is None:
+                raise
+            raise transient from error
+
+    return run
+
+
 def reset() -> None:
     """Forget cached clients (tests switch between mocked backends)."""
     client.cache_clear()

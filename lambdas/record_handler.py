@@ -26,6 +26,7 @@ def _experiment_hint(raw: Any) -> str:
 
 @logger.inject_lambda_context(log_event=False)
 @_runtime.traced
+@_runtime.retryable_aws_errors
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(execution_arn=event.get("execution_arn"))
     failure = describe_failure(event.get("error"))

@@ -25,6 +25,7 @@ def _max_tuning_runtime() -> int | None:
 
 @logger.inject_lambda_context(log_event=False)
 @_runtime.traced
+@_runtime.retryable_aws_errors
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(execution_arn=event.get("execution_arn"))
     result = start_tuning_job(

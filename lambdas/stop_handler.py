@@ -37,6 +37,7 @@ def _job_from_history(execution_arn: str) -> str | None:
 
 @logger.inject_lambda_context(log_event=False)
 @_runtime.traced
+@_runtime.retryable_aws_errors
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     detail = event["detail"]
     execution_arn, status = detail["executionArn"], detail.get("status", "ABORTED")

@@ -544,10 +544,14 @@ def _field_names(model: type[BaseModel]) -> list[str]:
 
 def _did_you_mean(word: str, options: Sequence[str]) -> str | None:
     matches = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    if not matches:
-        lowered = {o.lower(): o for o in options}
-        return lowered.get(word.lower())
-    return matches[0]
+    if matches:
+        return matches[0]
+    lowered = {o.lower(): o for o in options}
+    if word.lower() in lowered:
+        return lowered[word.lower()]
+    # An abbreviation ('log' -> 'Logarithmic') names the one option it starts.
+    starts = [o for o in options if len(word) >= 3 and o.lower().startswith(word.lower())]
+    return starts[0] if len(starts) == 1 else None
 
 
 def _issue_from_pydantic(error: Mapping[str, Any]) -> Issue:  # noqa: PLR0911
@@ -726,7 +730,7 @@ class _Checker:
 
     def check_ranges(self) -> None:
         ranges = self.p.hyperparameter_ranges
-        if not ranges and self.ok("hyperparameter_ranges"):
+        if not ranges and self.ranges_ok:  # a range reported broken above was given, just not valid
             self.add("hyperparameter_ranges", "give at least one range to tune, e.g. "
                                               '{"rl.training.config.lr": {"min_value": 1e-05, "max_value": 0.001}}')
         for key, rng in ranges.items():
@@ -940,7 +944,8 @@ class _Checker:
                                   f"{p.strategy}); set \"strategy\": \"Hyperband\" or remove hyperband")
 
     def _grid_size_text(self) -> str:
-        return f"{self.p.grid_size()} here" if self.ranges_ok else "the product of the value counts"
+        countable = self.ranges_ok and all(r.type == "Categorical" for r in self.p.hyperparameter_ranges.values())
+        return f"{self.p.grid_size()} here" if countable else "the product of the value counts"
 
     def _check_hyperband(self) -> None:
         config = self.p.hyperband or HyperbandConfig()

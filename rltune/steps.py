@@ -7,7 +7,8 @@ start): the module imports only the standard library and `rltune.record` at the 
 
 Errors raised here become Step Functions error names (the exception's class name):
 - `InvalidConfig`: the payload fails validation; nothing was sent to SageMaker;
-- `SageMakerThrottling` / `SageMakerUnavailable`: transient, retried by the state machine with backoff;
+- `SageMakerThrottling` / `SageMakerUnavailable`: transient (throttling, an internal error or a lost connection
+  on any AWS call a step makes: SageMaker, DynamoDB, EventBridge), retried by the state machine with backoff;
 - `ResourceLimitExceeded`: an account quota is exhausted; the message names the quota to raise;
 - `SageMakerRejected`: any other SageMaker refusal (the message carries SageMaker's code and text).
 """
@@ -27,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 from rltune.record import TERMINAL_TUNING_STATUSES, build_record, plain, rank_jobs
 
 if TYPE_CHECKING:
-    from rltune.environments import DeploymentTarget
+    from rltune.environments import DeploymentTarget, Guardrails
+    from rltune.errors import Issue
 
 LOG = logging.getLogger(__name__)
 
@@ -35,8 +37,10 @@ EVENT_SOURCE = "rltune"
 EVENT_DETAIL_TYPE = "Tuning Run Completed"
 EXECUTION_TAG = "rltune:execution"
 
-THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"})
-UNAVAILABLE_CODES = frozenset({"InternalFailure", "InternalServerError", "ServiceUnavailable", "InternalError"})
+THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
+                              "ProvisionedThroughputExceededException", "SlowDown"})
+UNAVAILABLE_CODES = frozenset({"InternalFailure", "InternalServerError", "ServiceUnavailable", "InternalError",
+                               "InternalException", "InternalServerException", "ServiceUnavailableException"})
 # Training jobs that have started bill time; only they are worth a DescribeTrainingJob for cost figures.
 DESCRIBE_WORKERS = 8
 
@@ -50,11 +54,12 @@ class ResourceLimitExceeded(Exception):
 
 
 class SageMakerThrottling(Exception):
-    """SageMaker throttled the call: retried with exponential backoff and jitter by the state machine."""
+    """An AWS call of a step was throttled: retried with exponential backoff and jitter by the state machine.
+    (Named for the service the workflow mostly calls; DynamoDB and EventBridge throttling raise it too.)"""
 
 
 class SageMakerUnavailable(Exception):
-    """SageMaker had an internal error: retried like throttling."""
+    """An AWS call of a step met an internal error or a lost connection: retried like throttling."""
 
 
 class SageMakerRejected(Exception):
@@ -71,13 +76,35 @@ def _error_message(error: Exception) -> str:
     return str(response.get("Error", {}).get("Message", error))
 
 
+def transient_error(code: str, message: str, action: str) -> Exception | None:
+    """The retryable exception for an AWS error code, or None when retrying cannot help."""
+    if code in THROTTLING_CODES:
+        return SageMakerThrottling(f"{action}: AWS throttled the request ({code}): {message}")
+    if code in UNAVAILABLE_CODES:
+        return SageMakerUnavailable(f"{action}: AWS internal error ({code}): {message}")
+    return None
+
+
+def translate_aws_error(error: Exception) -> Exception | None:
+    """A transient botocore error raised anywhere in a step (a ClientError with a throttling or internal-error
+    code, or a connection failure) as the exception the state machine retries; None for any other error,
+    which the state machine catches and records."""
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotocoreConnectionError
+
+    if isinstance(error, ClientError):
+        return transient_error(_error_code(error), _error_message(error), error.operation_name)
+    if isinstance(error, BotocoreConnectionError | HTTPClientError):
+        return SageMakerUnavailable(f"AWS connection failed: {error}")
+    return None
+
+
 def translate_client_error(error: Exception, action: str) -> Exception:
     """A botocore ClientError as the exception whose name the state machine retries or catches."""
     code, message = _error_code(error), _error_message(error)
-    if code in THROTTLING_CODES:
-        return SageMakerThrottling(f"{action}: SageMaker throttled the request ({code}): {message}")
-    if code in UNAVAILABLE_CODES:
-        return SageMakerUnavailable(f"{action}: SageMaker internal error ({code}): {message}")
+    transient = transient_error(code, message, action)
+    if transient is not None:
+        return transient
     if code == "ResourceLimitExceeded":
         return ResourceLimitExceeded(quota_advice(message))
     return SageMakerRejected(f"{action}: SageMaker refused the request ({code or type(error).__name__}): {message}")
@@ -104,6 +131,30 @@ def quota_advice(message: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- start
 
+MAX_TUNING_RUNTIME = 15_768_000  # SageMaker's ResourceLimits.MaxRuntimeInSeconds maximum
+
+
+def workflow_max_tuning_runtime(guardrails: Guardrails) -> int:
+    """The longest tuning job an environment's workflow waits for: every job in its own wave, each waiting
+    for spot capacity as long as SageMaker lets it (2x its run time), plus 10 minutes (the payload's own
+    formula). The state machine's timeout is this plus a margin; the stack passes it to the start Lambda."""
+    return min(MAX_TUNING_RUNTIME, guardrails.max_jobs * 2 * guardrails.max_run_seconds + 600)
+
+
+def tuning_runtime_issue(runtime: int | None, max_tuning_runtime: int | None) -> Issue | None:
+    """The problem with a tuning job that may run longer than the workflow waits, or None."""
+    from rltune.errors import Issue
+
+    if max_tuning_runtime is None or runtime is None or runtime <= max_tuning_runtime:
+        return None
+    return Issue(
+        "max_tuning_runtime_seconds",
+        f"the tuning job may run {runtime} s but this environment's workflow waits at most "
+        f"{max_tuning_runtime} s: set max_tuning_runtime_seconds <= {max_tuning_runtime} (or lower max_jobs, "
+        "max_run_seconds or max_wait_seconds)",
+    )
+
+
 
 def start_tuning_job(
     sagemaker: Any,
@@ -122,7 +173,7 @@ def start_tuning_job(
     The job name derives from the execution name, so a retry (after a timeout, a throttle or a lost
     response) meets `ResourceInUse` for the job it created itself, and returns that job.
     """
-    from rltune.errors import Issue, PayloadError
+    from rltune.errors import PayloadError
     from rltune.payload import validate_payload
     from rltune.request import build_tuning_request
 
@@ -136,13 +187,9 @@ def start_tuning_job(
     except PayloadError as error:
         raise InvalidConfig(str(error)) from None
     runtime = request["HyperParameterTuningJobConfig"]["ResourceLimits"].get("MaxRuntimeInSeconds")
-    if max_tuning_runtime is not None and runtime is not None and runtime > max_tuning_runtime:
-        raise InvalidConfig(str(PayloadError([Issue(
-            "max_tuning_runtime_seconds",
-            f"the tuning job may run {runtime} s but this environment's workflow waits at most "
-            f"{max_tuning_runtime} s: set max_tuning_runtime_seconds <= {max_tuning_runtime} (or lower max_jobs, "
-            "max_run_seconds or max_wait_seconds)",
-        )])))
+    issue = tuning_runtime_issue(runtime, max_tuning_runtime)
+    if issue is not None:
+        raise InvalidConfig(str(PayloadError([issue])))
     name = request["HyperParameterTuningJobName"]
     tags = [t for t in request.get("Tags", []) if t.get("Key") != EXECUTION_TAG]
     request["Tags"] = [*tags, {"Key": EXECUTION_TAG, "Value": execution_name}]
@@ -340,7 +387,10 @@ def publish_record(
         "Resources": [r for r in (stored.get("execution_arn"), stored.get("tuning_job_arn")) if r],
     }])
     if response.get("FailedEntryCount"):
-        raise RuntimeError(f"EventBridge rejected the record event: {response.get('Entries')}")
+        entry = next((e for e in response.get("Entries", []) if e.get("ErrorCode")), {})
+        transient = transient_error(str(entry.get("ErrorCode", "")), str(entry.get("ErrorMessage", "")),
+                                    "PutEvents")
+        raise transient or RuntimeError(f"EventBridge rejected the record event: {response.get('Entries')}")
     return plain(stored)
 
 

@@ -16,11 +16,17 @@ from rltune.errors import PayloadError
 EnvName = Annotated[str, typer.Option("--env", "-e", help="Environment (a cdk.json block, e.g. dev, prod).")]
 
 
-def _clients(*services: str) -> list[Any]:
+def _clients(*services: str, region: str | None = None) -> list[Any]:
+    """Clients in `region` (an environment block's, or an ARN's), else the AWS configuration's default."""
     import boto3  # noqa: PLC0415  (keeps `rltune --help` fast)
 
-    session = boto3.session.Session()
+    session = boto3.session.Session(region_name=region)
     return [session.client(s) for s in services]
+
+
+def _arn_region(arn: str) -> str | None:
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 3 and parts[0] == "arn" and parts[3] else None
 
 
 def _cloud_error(exc: Exception) -> typer.Exit:
@@ -41,12 +47,18 @@ def start(
 
     from rltune import cloud  # noqa: PLC0415
     from rltune.payload import validate_payload  # noqa: PLC0415
+    from rltune.steps import tuning_runtime_issue, workflow_max_tuning_runtime  # noqa: PLC0415
 
     config = resolve_environment(env)
     assert config is not None
     raw = _read(payload)
     try:
         parsed = validate_payload(raw, config.guardrails, env, spot_by_default=config.spot_by_default)
+        # What the start Lambda refuses too: a job that may outlive the environment's workflow.
+        limits = parsed.run_limits(config.guardrails, config.spot_by_default)
+        issue = tuning_runtime_issue(limits.tuning_runtime_seconds, workflow_max_tuning_runtime(config.guardrails))
+        if issue is not None:
+            raise PayloadError([issue])
     except PayloadError as exc:
         raise _report(exc, payload, False) from None
     estimate = cloud.estimate_cost(parsed, config.guardrails, config.spot_by_default)
@@ -57,7 +69,7 @@ def start(
         return
     execution_name = name or f"{parsed.experiment}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"[:80]
     try:
-        stepfunctions, cloudformation = _clients("stepfunctions", "cloudformation")
+        stepfunctions, cloudformation = _clients("stepfunctions", "cloudformation", region=config.region)
         outputs = cloud.stack_outputs(cloudformation, env)
         machine = cloud.required_output(outputs, cloud.STATE_MACHINE_OUTPUT, env)
         text = raw.decode() if isinstance(raw, bytes) else raw
@@ -81,7 +93,7 @@ def status(
     from rltune import cloud  # noqa: PLC0415
 
     try:
-        stepfunctions, sagemaker = _clients("stepfunctions", "sagemaker")
+        stepfunctions, sagemaker = _clients("stepfunctions", "sagemaker", region=_arn_region(execution))
         report = cloud.execution_status(stepfunctions, sagemaker, execution)
     except (ClientError, BotoCoreError) as exc:
         raise _cloud_error(exc) from None
@@ -122,11 +134,14 @@ def best(
 
     from rltune import cloud  # noqa: PLC0415
 
+    config = resolve_environment(env)
+    assert config is not None
     try:
-        (cloudformation,) = _clients("cloudformation")
+        (cloudformation,) = _clients("cloudformation", region=config.region)
         outputs = cloud.stack_outputs(cloudformation, env)
         table_name = cloud.required_output(outputs, cloud.TABLE_OUTPUT, env)
-        records = cloud.latest_records(boto3.resource("dynamodb").Table(table_name), experiment, limit)
+        dynamodb = boto3.session.Session(region_name=config.region).resource("dynamodb")
+        records = cloud.latest_records(dynamodb.Table(table_name), experiment, limit)
     except (cloud.CloudError, ClientError, BotoCoreError) as exc:
         raise _cloud_error(exc) from None
     if as_json:

@@ -84,7 +84,8 @@ def local(  # noqa: PLR0917 - typer maps parameters to options
         result = run_local(payload, options, resume=resume, ui=ui)
     except PayloadError as exc:
         console.print(f"[red]{exc}[/red]", highlight=False)
-        console.print("Nothing ran. Fix the payload and try again (`rltune validate` checks it alone).")
+        console.print("Nothing ran. Fix the payload or options above and try again (`rltune validate` checks a "
+                      "payload alone).")
         raise typer.Exit(EXIT_PAYLOAD) from None
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         console.print(f"[red]{exc}[/red]", highlight=False)

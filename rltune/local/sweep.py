@@ -59,13 +59,18 @@ class SweepInterrupted(Exception):
     """Ctrl-C (or SIGTERM) stopped the sweep; finished trials are kept and `--resume` continues it."""
 
 
+def available_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
 def cpu_share(max_parallel_jobs: int, cores: int | None = None) -> int:
     """SM_NUM_CPUS for each trial: the machine's cores split between the parallel trials."""
     if cores is None:
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - non-Linux
-            cores = os.cpu_count() or 1
+        cores = available_cores()
     return max(1, cores // max(1, max_parallel_jobs))
 
 
@@ -97,7 +102,8 @@ class Sweep:
         self.ui = ui
         self.poll_interval = poll_interval
         self.stop_grace_s = stop_grace_s
-        self.cpus = cpu_share(self.spec.max_parallel_jobs, cores)
+        self.cores = cores or available_cores()
+        self.cpus = cpu_share(self.spec.max_parallel_jobs, self.cores)
         self.records: dict[int, TrialRecord] = {}
         self.hyperparameters: dict[str, dict[str, str]] = {}
         self._load_trials()
@@ -328,6 +334,9 @@ class Sweep:
         """Parts of the request SageMaker would honour that a local run cannot."""
         config = self.request["HyperParameterTuningJobConfig"]
         notes = []
+        if self.spec.max_parallel_jobs > self.cores:
+            notes.append(f"{self.spec.max_parallel_jobs} parallel training jobs on {self.cores} core(s): each gets "
+                         f"1 CPU and they share cores; --max-parallel-jobs {self.cores} runs each at full speed")
         if self.request.get("WarmStartConfig"):
             notes.append("WarmStartConfig is ignored locally: its parent tuning jobs live in SageMaker")
         convergence = ((config.get("TuningJobCompletionCriteria") or {}).get("ConvergenceDetected") or {})

@@ -53,7 +53,12 @@ def test_every_task_retries_transient_errors_with_jittered_backoff_and_catches_t
     describe = tasks["DescribeTuningJob"]
     assert describe["Resource"].endswith(":states:::aws-sdk:sagemaker:describeHyperParameterTuningJob")
     assert set(describe["ResultSelector"]) == {"status.$", "counters.$", "objectives.$"}  # the state stays small
-    assert {e for r in describe["Retry"] for e in r["ErrorEquals"]} >= {"SageMaker.ThrottlingException"}
+    describe_errors = {e for r in describe["Retry"] for e in r["ErrorEquals"]}
+    assert describe_errors >= {"SageMaker.ThrottlingException", "SageMaker.InternalFailureException",
+                               "SageMaker.ServiceUnavailableException"}
+    # aws-sdk error names always carry the "Exception" suffix; without it a retrier never matches
+    assert all(e.endswith("Exception") for e in describe_errors), describe_errors
+    assert not describe_errors & {"SageMaker.ResourceNotFoundException", "States.TaskFailed"}
     fails = {name: s for name, s in states.items() if s["Type"] == "Fail"}
     assert fails["InvalidConfigFail"]["Error"] == "InvalidConfig"
     assert fails["TuningJobFailed"]["CausePath"] == "$.record.failure"

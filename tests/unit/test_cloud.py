@@ -128,6 +128,13 @@ def test_cli_start_validates_estimates_and_starts_the_stack_s_state_machine(monk
     assert "max_jobs" in bad.output
     assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 1  # nothing started
 
+    # Valid for the payload schema, but longer than dev's workflow waits: the start Lambda would refuse it.
+    too_long = {**json.loads(EXAMPLE.read_text()), "max_tuning_runtime_seconds": 15_000_000}
+    refused = runner.invoke(app, ["start", "-", "--env", "dev"], input=json.dumps(too_long))
+    assert refused.exit_code == 2, refused.output
+    assert "max_tuning_runtime_seconds <= " in refused.output
+    assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 1
+
     status = runner.invoke(app, ["status", execution["executionArn"], "--json"])
     assert status.exit_code == 0, status.output
     assert json.loads(status.output)["execution_arn"] == execution["executionArn"]
@@ -152,3 +159,26 @@ def test_cli_best_prints_the_records_table(monkeypatch) -> None:
     assert "s3://b/m.tar.gz" in result.output
     missing = CliRunner().invoke(app, ["best", "nothing", "--env", "dev"])
     assert missing.exit_code == 2
+
+
+@mock_aws
+def test_cli_talks_to_the_environment_s_region_not_the_default_one(monkeypatch, tmp_path) -> None:
+    from rltune.cli import app
+
+    cdk_json = json.loads((ROOT / "cdk.json").read_text())
+    cdk_json["context"]["environments"]["dev"]["region"] = "eu-west-1"
+    (tmp_path / "cdk.json").write_text(json.dumps(cdk_json))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)  # the default is elsewhere: the block's region must win
+    iam = boto3.client("iam", region_name=REGION)
+    role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    sfn = boto3.client("stepfunctions", region_name="eu-west-1")
+    machine = sfn.create_state_machine(name="rltune-dev", roleArn=role, definition=json.dumps(
+        {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+    _outputs(monkeypatch, StateMachineArn=machine)
+
+    result = CliRunner().invoke(app, ["start", str(EXAMPLE), "--env", "dev", "--name", "eu-run"])
+    assert result.exit_code == 0, result.output
+    (execution,) = sfn.list_executions(stateMachineArn=machine)["executions"]
+    status = CliRunner().invoke(app, ["status", execution["executionArn"], "--json"])  # region from the ARN
+    assert status.exit_code == 0, status.output

@@ -185,6 +185,7 @@ def test_grid_needs_categorical_ranges_and_no_max_jobs() -> None:
     found = paths_of(with_(strategy="Grid", max_parallel_jobs=1))
     assert "Grid search takes categorical ranges only" in found[f"hyperparameter_ranges.{LR}"]
     assert "forbids max_jobs with Grid" in found["max_jobs"]
+    assert "(0 here)" not in found["max_jobs"], "no grid size is counted from a numeric range"
 
 
 def test_grid_runs_every_combination() -> None:
@@ -352,6 +353,13 @@ def test_type_errors_name_the_field_and_the_fix(field: str, value: Any, fragment
     assert fragment in paths_of(with_(**{field: value}))[field]
 
 
+def test_abbreviated_enum_values_get_did_you_mean() -> None:
+    found = paths_of(with_(hyperparameter_ranges={LR: {"min_value": 1e-5, "max_value": 1e-3, "scaling": "log"}},
+                           strategy="hyper"))
+    assert "did you mean 'Logarithmic'" in found[f"hyperparameter_ranges.{LR}.scaling"]
+    assert "did you mean 'Hyperband'" in found["strategy"]
+
+
 def test_a_range_that_is_a_bare_value() -> None:
     message = paths_of(with_(hyperparameter_ranges={LR: 0.01}))[f"hyperparameter_ranges.{LR}"]
     assert "static_hyperparameters" in message
@@ -381,6 +389,12 @@ def test_schema_and_semantic_errors_are_reported_together() -> None:
 def test_a_broken_field_does_not_cause_knock_on_errors() -> None:
     found = paths_of(with_(max_jobs="two", max_parallel_jobs=2))
     assert set(found) == {"max_jobs"}  # no "max_parallel_jobs > max_jobs" from a defaulted max_jobs
+
+
+def test_a_broken_range_is_not_also_reported_as_no_ranges() -> None:
+    found = paths_of(with_(hyperparameter_ranges={LR: {"min_valu": 1e-5, "max_value": 1e-3}}))
+    assert set(found) == {f"hyperparameter_ranges.{LR}.min_valu"}  # not "give at least one range to tune"
+    assert "at least one range" in paths_of(with_(hyperparameter_ranges={}))["hyperparameter_ranges"]
 
 
 def test_every_message_has_a_path_and_says_what_to_do() -> None:

@@ -121,6 +121,12 @@ def test_job_name_is_a_safe_folder_name():
         ({"rl.algorithm": "IMPALA", "rl.learners.num_learners": "1", "rl.env_runners.num_env_runners": "2"},
          {"SM_NUM_CPUS": "2"}, ["needs 3 CPUs", "would wait forever"]),
         ({"rl.learners.num_gpus_per_learner": "1"}, {"SM_NUM_CPUS": "2", "SM_NUM_GPUS": "0"}, ["needs 1 GPUs"]),
+        # Ray gets whole CPUs (1 of 1.5): 3 runners x 0.5 CPU would wait forever.
+        ({"rl.env_runners.num_env_runners": "3", "rl.env_runners.num_cpus_per_env_runner": "0.5"},
+         {"SM_NUM_CPUS": "1.5"}, ["needs 1.5 CPUs", "only 1 are available"]),
+        ({}, {"SM_NUM_CPUS": "two"}, ["SM_NUM_CPUS must be a number", "'two'"]),
+        ({"rl.training.config.train_batch_size": "1000", "rl.training.config.train_batch_size_per_learner": "500"},
+         {}, ["rl.training.config.train_batch_size: would be ignored", "keep one"]),
         ("{not json", {}, ["not a readable JSON object"]),
         ('["a"]', {}, ["expected a JSON object"]),
     ],
@@ -183,6 +189,12 @@ def test_tuned_values_override_defaults_and_reach_the_config():
     sources = {o["key"]: o["source"] for o in built.overrides()}
     assert sources["lr"] == "rl.training.config.lr"
     assert sources["num_env_runners"] == "rltune default"
+
+
+def test_a_tuned_train_batch_size_is_not_shadowed_by_the_per_learner_default():
+    built = build_config(spec.parse({"rl.training.config.train_batch_size": "1000"}))
+    assert built.config.total_train_batch_size == 1000
+    assert "train_batch_size_per_learner" not in {o["key"] for o in built.overrides()}
 
 
 def test_defaults_are_the_fast_cartpole_config():

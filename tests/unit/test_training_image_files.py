@@ -39,6 +39,7 @@ def test_dockerfile_contract():
     assert "/opt/program/train" in text
     assert re.search(r'ENV PATH="[^"]*/opt/program', text)
     assert len(re.findall(r"^FROM ", text, re.M)) == 2  # the build stage (pip, caches) never reaches the final image
+    assert "/opt/venv/bin/python -m pip uninstall --yes" in text  # the copied venv carries no pip
     requirements = (IMAGE / "requirements.txt").read_text()
     assert "ray[rllib]==2.60.0" in requirements
     assert "gymnasium==1.2.2" in requirements

@@ -289,3 +289,66 @@ def test_failure_and_history_helpers() -> None:
     assert steps.find_tuning_job_in_history(history) == TUNING
     assert steps.find_tuning_job_in_history(history[:1]) is None
     assert "Service Quotas" in steps.quota_advice("limit for ml.c5.xlarge for training job usage")
+
+
+# ------------------------------------------------------------------------------- errors in the handlers
+
+
+class _Context:
+    function_name, memory_limit_in_mb, aws_request_id = "record", 512, "request-1"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:record"
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [("ThrottlingException", steps.SageMakerThrottling), ("InternalFailure", steps.SageMakerUnavailable),
+     ("ValidationException", None)],  # not transient: propagates as it is, for the state machine's catch
+)
+def test_a_transient_error_anywhere_in_a_handler_is_raised_under_a_retried_name(monkeypatch, code,
+                                                                                 expected) -> None:
+    """Record's own SageMaker calls (and DynamoDB, EventBridge) must be retried like Start's create, not end
+    the execution with RecordFailed and no record."""
+    from botocore.exceptions import ClientError
+
+    from lambdas import _runtime, record_handler
+
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    client = sagemaker_client()
+    monkeypatch.setattr(_runtime, "client", lambda service: client)
+    event = {"execution_arn": "arn:x", "execution_name": "run-1", "experiment": "cartpole-ppo",
+             "tuning_job_name": TUNING}
+    with Stubber(client) as stub:
+        stub.add_client_error("describe_hyper_parameter_tuning_job", service_error_code=code, service_message="x")
+        with pytest.raises(expected or ClientError) as raised:
+            record_handler.handler(event, _Context())
+    assert type(raised.value).__name__ == (expected.__name__ if expected else "ClientError")
+    assert "DescribeHyperParameterTuningJob" in str(raised.value)
+
+
+def test_transient_codes_of_dynamodb_eventbridge_and_the_network_are_retried_too() -> None:
+    from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+
+    def client_error(code: str) -> ClientError:
+        return ClientError({"Error": {"Code": code, "Message": "m"}}, "PutItem")
+
+    assert isinstance(steps.translate_aws_error(client_error("ProvisionedThroughputExceededException")),
+                      steps.SageMakerThrottling)
+    assert isinstance(steps.translate_aws_error(client_error("InternalServerError")), steps.SageMakerUnavailable)
+    assert steps.translate_aws_error(client_error("ConditionalCheckFailedException")) is None
+    assert steps.translate_aws_error(ValueError("x")) is None
+    assert isinstance(steps.translate_aws_error(EndpointConnectionError(endpoint_url="https://x")),
+                      steps.SageMakerUnavailable)
+    assert isinstance(steps.translate_aws_error(ReadTimeoutError(endpoint_url="https://x")),
+                      steps.SageMakerUnavailable)
+
+    class Events:
+        def put_events(self, Entries):
+            return {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "ThrottlingException", "ErrorMessage": "slow"}]}
+
+    class Table:
+        def put_item(self, Item):
+            pass
+
+    with pytest.raises(steps.SageMakerThrottling, match="PutEvents"):
+        steps.publish_record({"experiment": "e", "tuning_job": TUNING, "status": "Completed"}, table=Table(),
+                             events=Events())

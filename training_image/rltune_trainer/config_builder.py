@@ -284,6 +284,21 @@ class _Collector:
         self._set(name, value, source, param.builder, param.annotation)
 
 
+def _unshadow_train_batch_size(collector: _Collector) -> None:
+    """On the new stack a set `train_batch_size_per_learner` wins over `train_batch_size`
+    (`AlgorithmConfig.total_train_batch_size`), so a tuned `train_batch_size` must not sit under a default."""
+    total = collector.settings.get("train_batch_size")
+    per_learner = collector.settings.get("train_batch_size_per_learner")
+    if total is None or total.source == "rltune default" or per_learner is None:
+        return
+    if per_learner.source == "rltune default":
+        del collector.settings["train_batch_size_per_learner"]
+    else:
+        collector.issues.append(f"{total.source}: would be ignored, because RLlib's new API stack uses "
+                                f"{per_learner.source}={json.dumps(per_learner.value)} when both are set; keep one "
+                                "of them")
+
+
 NAMESPACE_OF_SECTION = {"training": "rl.training.config.", "env_runners": "rl.env_runners.",
                         "learners": "rl.learners.", "reporting": "rl.reporting.", "rl_module": "rl.rl_module."}
 
@@ -309,6 +324,7 @@ def build_config(spec: TrainerSpec) -> BuiltConfig:
     if collector.issues:  # a bug in the defaults table, not user input
         raise RuntimeError("; ".join(collector.issues))
     _collect(collector, spec.sections, lambda section, name: f"{NAMESPACE_OF_SECTION[section]}{name}")
+    _unshadow_train_batch_size(collector)
 
     try:
         env = resolve(spec.env, spec.env_config)

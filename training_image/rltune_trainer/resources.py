@@ -8,7 +8,9 @@ bundles RLlib computes turns that hang into a failure message before Ray starts.
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,13 +27,13 @@ def available(environ: dict[str, str] | os._Environ[str] | None = None) -> Avail
     environ = os.environ if environ is None else environ
     sources = []
     if environ.get("SM_NUM_CPUS"):
-        cpus = float(environ["SM_NUM_CPUS"])
+        cpus = _count(environ, "SM_NUM_CPUS")
         sources.append(f"SM_NUM_CPUS={environ['SM_NUM_CPUS']}")
     else:
         cpus = float(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
         sources.append(f"{cpus:g} CPUs on this machine")
     if environ.get("SM_NUM_GPUS"):
-        gpus = float(environ["SM_NUM_GPUS"])
+        gpus = _count(environ, "SM_NUM_GPUS")
         sources.append(f"SM_NUM_GPUS={environ['SM_NUM_GPUS']}")
     else:
         try:
@@ -43,7 +45,19 @@ def available(environ: dict[str, str] | os._Environ[str] | None = None) -> Avail
         sources.append(f"{gpus:g} GPUs visible to torch")
     if cpus < 1:
         raise ValueError(f"SM_NUM_CPUS must be >= 1, got {environ.get('SM_NUM_CPUS')!r}")
-    return Available(cpus, gpus, ", ".join(sources))
+    # ray.init gets whole CPUs and GPUs (runner._init_ray), so the check counts what Ray will have.
+    return Available(float(math.floor(cpus)), float(math.floor(gpus)), ", ".join(sources))
+
+
+def _count(environ: Mapping[str, str], name: str) -> float:
+    text = environ[name]
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a number of devices >= 0, got {text!r}; unset it to use the machine's")
+    return value
 
 
 @dataclass(frozen=True)
