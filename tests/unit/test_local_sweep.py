@@ -212,7 +212,8 @@ class InterruptOnce(SilentUI):
     fired = False
 
     def update(self, done, counts, running):
-        if not self.fired and done >= 1 and any(v.iteration for v in running):
+        # Mid-run only: a trial at its last iterations could finish on its own before the SIGTERM lands.
+        if not self.fired and done >= 1 and any(v.iteration and v.iteration <= 4 for v in running):
             self.fired = True
             raise KeyboardInterrupt
 
