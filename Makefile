@@ -17,7 +17,7 @@ VENV_STAMP := $(VENV)/.installed-$(REQ_HASH)
 TOOLS_STAMP := $(TOOLS_VENV)/.installed-$(TOOLS_HASH)
 NPM_STAMP := node_modules/.installed-$(NPM_HASH)
 
-.PHONY: install test test-fast lint synth deploy diff destroy bench demo schema clean
+.PHONY: install test test-fast lint synth deploy diff destroy bench demo schema key-catalog clean
 
 install: $(VENV_STAMP) $(TOOLS_STAMP) $(NPM_STAMP)
 
@@ -103,6 +103,12 @@ demo: $(VENV_STAMP)
 # The payload's JSON Schema, committed for editors' autocompletion.
 schema: $(VENV_STAMP)
 	$(VENV)/bin/rltune schema > examples/payload.schema.json
+
+# The RLlib config keys the trainer accepts, per algorithm, for the payload validator (which cannot import Ray).
+# Regenerate after every Ray upgrade; tests/integration/test_key_catalog.py fails until you do.
+key-catalog: $(VENV_STAMP)
+	cd training_image && ../$(PY) -m rltune_trainer.key_catalog > ../rltune/rllib_config_keys.json.tmp
+	mv rltune/rllib_config_keys.json.tmp rltune/rllib_config_keys.json
 
 clean:
 	rm -rf cdk.out .build runs .pytest_cache .ruff_cache

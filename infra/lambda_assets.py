@@ -6,8 +6,9 @@ For each handler in `lambdas/`:
 2. map those names to pinned distributions (versions from requirements.txt), and `pip install --platform
    manylinux2014_aarch64 --only-binary=:all: --no-deps` them for the Lambda's Python into a cache under
    `.build/lambda-deps/<hash of inputs>` (repeated synths reuse it);
-3. copy the cached wheels' files and the handler's source modules into `.build/lambda-assets/<name>`, which
-   becomes `lambda_.Code.from_asset(...)`.
+3. copy the cached wheels' files, the handler's source modules and their packages' package data (pyproject's
+   `[tool.setuptools.package-data]`, e.g. rltune/rllib_config_keys.json) into `.build/lambda-assets/<name>`,
+   which becomes `lambda_.Code.from_asset(...)`.
 boto3/botocore come from the Lambda runtime. The SageMaker Python SDK is refused outright.
 """
 
@@ -21,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -82,6 +84,25 @@ class HandlerClosure:
 
     sources: tuple[Path, ...]  # repo-relative
     third_party: tuple[str, ...]
+    data: tuple[Path, ...] = ()  # repo-relative package data of the packages in `sources`
+
+
+@cache
+def package_data_patterns(pyproject: Path = REPO_ROOT / "pyproject.toml") -> dict[str, tuple[str, ...]]:
+    """pyproject's `[tool.setuptools.package-data]`: package -> glob patterns (what an installed wheel carries)."""
+    table = tomllib.loads(pyproject.read_text()).get("tool", {}).get("setuptools", {}).get("package-data", {})
+    return {package: tuple(patterns) for package, patterns in table.items()}
+
+
+def _package_data(sources: tuple[Path, ...]) -> tuple[Path, ...]:
+    files: set[Path] = set()
+    patterns = package_data_patterns()
+    for init in (s for s in sources if s.name == "__init__.py"):
+        for pattern in patterns.get(".".join(init.parent.parts), ()):
+            for path in (REPO_ROOT / init.parent).glob(pattern):
+                if path.is_file():
+                    files.add(path.relative_to(REPO_ROOT))
+    return tuple(sorted(files))
 
 
 def _module_file(module: str) -> Path | None:
@@ -146,7 +167,7 @@ def handler_closure(handler_module: str) -> HandlerClosure:
                 f"add it to DISTRIBUTIONS with the distributions that provide it"
             )
     sources = tuple(sorted(p.relative_to(REPO_ROOT) for p in seen.values()))
-    return HandlerClosure(sources=sources, third_party=tuple(sorted(third_party)))
+    return HandlerClosure(sources=sources, third_party=tuple(sorted(third_party)), data=_package_data(sources))
 
 
 def _requirements(third_party: tuple[str, ...]) -> tuple[str, ...]:
@@ -228,7 +249,7 @@ def build_asset(name: str, handler_module: str, runtime: lambda_.Runtime | None 
 
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{name}-", dir=_ensure(BUILD_DIR / "lambda-assets")))
     shutil.copytree(deps, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
-    for source in closure.sources:
+    for source in (*closure.sources, *closure.data):
         destination = staging / source
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / source, destination)

@@ -6,9 +6,9 @@ pure contracts (no typer, rich or boto3).
 
 Validation runs in two stages and reports every problem at once:
 1. pydantic checks shapes and types (unknown fields get a "did you mean");
-2. semantic checks (ranges, SageMaker limits, strategy rules, the trainer's key namespaces, spot
-   settings, per-environment guardrails) run on whatever parsed, skipping only checks whose inputs
-   were already reported as broken.
+2. semantic checks (ranges, SageMaker limits, strategy rules, the trainer's key namespaces and the RLlib
+   config keys it accepts (`rllib_config_keys.json`), spot settings, per-environment guardrails) run on
+   whatever parsed, skipping only checks whose inputs were already reported as broken.
 Each problem becomes an `Issue(path, message)` whose message says how to fix it.
 """
 
@@ -21,6 +21,8 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -62,6 +64,18 @@ MAX_ENVIRONMENT_VARIABLES = 48
 MAX_ENV_VALUE = 512
 MAX_WARM_START_PARENTS = 5
 MAX_RANDOM_SEED = 2**31 - 1
+
+#: Open namespaces whose sub-keys the trainer checks against RLlib's config; the payload checks them against
+#: `rllib_config_keys.json`, generated from the trainer's own routing (`make key-catalog`). rl.env_config.* stays open.
+CONFIG_KEY_NAMESPACES = ("rl.training.config.", "rl.env_runners.", "rl.learners.", "rl.reporting.", "rl.rl_module.")
+CONFIG_KEY_CATALOG = "rllib_config_keys.json"
+
+
+@lru_cache(maxsize=1)
+def rllib_config_keys() -> dict[str, Any]:
+    """The committed catalog: {"ray_version", "renamed", "own_keys", "algorithms": {algorithm: {namespace: [key]}}}."""
+    return json.loads(resources.files("rltune").joinpath(CONFIG_KEY_CATALOG).read_text(encoding="utf-8"))
+
 
 #: Tags and container variables the request builder adds itself; they count against SageMaker's limits.
 BUILTIN_TAG_KEYS = ("rltune:experiment", "rltune:environment")
@@ -736,6 +750,7 @@ class _Checker:
         for key, rng in ranges.items():
             base = f"hyperparameter_ranges.{key}"
             self._check_key(base, key)
+            self._check_config_key(base, key)
             if key.startswith(("rl.stop.", "rl.checkpoint.")):
                 self.add(base, f"{key!r} controls when training stops or checkpoints; it cannot be tuned. "
                                "Move it to static_hyperparameters")
@@ -752,6 +767,48 @@ class _Checker:
             self.add(path, f"the key is {len(key)} characters; SageMaker allows {MAX_HYPERPARAMETER_KEY}. Shorten it")
         if _has_line_break(key):
             self.add(path, "the key contains a line break, which SageMaker rejects; remove it")
+
+    def _config_key_algorithms(self) -> tuple[str, ...]:
+        """The algorithms every child job may run: a tuned rl.algorithm's valid values, else the static one."""
+        tuned = self.p.hyperparameter_ranges.get(hp.ALGORITHM_KEY)
+        if tuned is not None:
+            return tuple(dict.fromkeys(v for v in tuned.values or () if isinstance(v, str) and v in hp.ALGORITHMS))
+        algorithm = self.p.static_hyperparameters.get(hp.ALGORITHM_KEY, hp.DEFAULT_ALGORITHM)
+        return (algorithm,) if isinstance(algorithm, str) and algorithm in hp.ALGORITHMS else ()
+
+    def _check_config_key(self, path: str, key: str) -> None:
+        """A key in an RLlib namespace must be one the trainer accepts for the algorithm (typos fail here, before
+        any training job is paid for). Only the first dotted segment names the setting (`model.fcnet_hiddens`)."""
+        namespace = next((ns for ns in CONFIG_KEY_NAMESPACES if key.startswith(ns) and len(key) > len(ns)), None)
+        if namespace is None or hp.key_problem(key):
+            return
+        name = key[len(namespace):].split(".", 1)[0]
+        catalog = rllib_config_keys()
+        renamed = catalog["renamed"]
+        for algorithm in self._config_key_algorithms():
+            accepted = catalog["algorithms"][algorithm]
+            if name in accepted[namespace]:
+                continue
+            # The builder's own namespace first: rl.training.config.* accepts every builder's keys.
+            elsewhere = [ns for ns in (*CONFIG_KEY_NAMESPACES[1:], CONFIG_KEY_NAMESPACES[0])
+                         if ns != namespace and name in accepted[ns]]
+            guess = _did_you_mean(name, accepted[namespace])
+            if guess in renamed and renamed[guess] in accepted[namespace]:
+                guess = renamed[guess]  # 'num_sgd' -> num_sgd_iter, whose current name is num_epochs
+            message = (f"{name!r} is not among the {namespace}* keys {algorithm} accepts "
+                       f"(RLlib {catalog['ray_version']}); ")
+            if name in catalog["own_keys"]:
+                message += f"set it with {catalog['own_keys'][name]} instead"
+            elif elsewhere:
+                message += f"it belongs under {elsewhere[0]}*: use {elsewhere[0] + name!r}"
+            elif guess:
+                message += f"did you mean {namespace + guess!r}? Rename it"
+            else:
+                others = [a for a in hp.ALGORITHMS if name in catalog["algorithms"][a][namespace]]
+                message += (f"only {', '.join(others)} accept it; remove it or change rl.algorithm" if others else
+                            f"remove it, or use a setting of {hp.NAMESPACES[namespace]}")
+            self.add(path, message)
+            return
 
     def _resolve_range(self, base: str, key: str, rng: ParameterRange) -> ParameterRange | None:
         has_bounds = rng.min_value is not None or rng.max_value is not None
@@ -859,6 +916,7 @@ class _Checker:
         for key, value in self.p.static_hyperparameters.items():
             path = f"static_hyperparameters.{key}"
             self._check_key(path, key)
+            self._check_config_key(path, key)
             if key in self.p.hyperparameter_ranges or f"hyperparameter_ranges.{key}" in self.broken:
                 self.add(path, f"{key!r} is also in hyperparameter_ranges; a key is either tuned or static. "
                                "Remove one of them")

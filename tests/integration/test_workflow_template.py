@@ -156,6 +156,8 @@ def test_assets_hold_only_what_each_handler_imports_and_no_sagemaker_sdk() -> No
         assert not (asset.directory / "rltune" / "local").exists()
         assert not (asset.directory / "rltune" / "cli").exists()
         assert (asset.directory / "aws_lambda_powertools").is_dir()
+        catalog = asset.directory / "rltune" / "rllib_config_keys.json"  # package data, read by rltune.payload
+        assert catalog.read_bytes() == (ROOT / "rltune" / "rllib_config_keys.json").read_bytes()
         assert asset.size_bytes <= 15 * 1024 * 1024, (name, asset.size_bytes)
         _import_in_isolation(asset.directory, module)
 
@@ -182,6 +184,10 @@ def _import_in_isolation(asset_dir: Path, module: str) -> None:
         f"sys.path[:0] = [{str(shim)!r}, {str(asset_dir)!r}];"
         f"m = importlib.import_module({module!r});"
         "import rltune.payload, rltune.request;"  # imported lazily by the steps: must be in the asset too
+        # The payload validator's RLlib key catalog is package data: it must load from the asset itself.
+        f"assert rltune.payload.__file__.startswith({str(asset_dir)!r});"
+        "keys = rltune.payload.rllib_config_keys()['algorithms']['PPO']['rl.training.config.'];"
+        "assert 'lr' in keys and 'lrr' not in keys, keys;"
         "assert 'sagemaker' not in sys.modules;"
         "print(m.__file__)"
     )

@@ -1,8 +1,9 @@
 """A stand-in for training_image/train that honours the trainer contract, for sharp local-backend tests.
 
 It reads `$RLTUNE_OPT_ML/input/config/hyperparameters.json` and, per iteration, prints metric lines with
-`rltune.metrics.format_metric_line`: the objective is `rl.training.config.quality * iteration`, so a
-higher `quality` is a better trial. Other knobs (all `rl.training.config.*`):
+`rltune.metrics.format_metric_line`: the objective is `rl.env_config.quality * iteration`, so a
+higher `quality` is a better trial. Other knobs (all `rl.env_config.*`: an open namespace, so the
+payload validator, which checks RLlib keys, lets them through):
 - `iterations` (default 5), `sleep` (seconds per iteration, default 0.05);
 - `fail_at` (iteration): write output/failure and exit 2; `crash_at`: exit 3 without a failure file;
 - `noise`: also print a decoy line that must not match (`episode_reward_mean_decoy=...`).
@@ -28,7 +29,7 @@ assert all(isinstance(v, str) for v in hps.values()), "SageMaker passes strings 
 
 
 def hp(name: str, default: float) -> float:
-    return float(hps.get(f"rl.training.config.{name}", default))
+    return float(hps.get(f"rl.env_config.{name}", default))
 
 
 quality = hp("quality", 1.0)

@@ -10,10 +10,17 @@ from hypothesis import strategies as st
 
 from rltune import metrics
 from rltune.environments import DeploymentTarget, Guardrails, VpcSettings
+from rltune.payload import rllib_config_keys
 
 IDENT = st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True)
 NAMESPACES = ("rl.training.config.", "rl.env_config.", "rl.rl_module.", "rl.learners.", "rl.env_runners.")
-KEYS = st.builds(lambda ns, ident: ns + ident, st.sampled_from(NAMESPACES), IDENT)
+#: Valid payloads draw RLlib keys every algorithm they may name accepts (the validator checks them against the
+#: catalog); rl.env_config.* is open, so any identifier goes there.
+_ALGORITHMS = ("PPO", "DQN", "SAC")
+_CATALOG = rllib_config_keys()["algorithms"]
+CONFIG_KEYS = sorted(ns + key for ns in NAMESPACES if ns != "rl.env_config."
+                     for key in set.intersection(*(set(_CATALOG[a][ns]) for a in _ALGORITHMS)))
+KEYS = st.one_of(st.builds(lambda ident: "rl.env_config." + ident, IDENT), st.sampled_from(CONFIG_KEYS))
 #: CreateHyperParameterTuningJob's input shape, from the installed botocore model.
 INPUT_SHAPE = (botocore.session.get_session().get_service_model("sagemaker")
                .operation_model("CreateHyperParameterTuningJob").input_shape)
@@ -78,7 +85,8 @@ categorical_ranges = st.lists(CATEGORICAL_VALUE, min_size=1, max_size=4).map(_di
 
 @st.composite
 def range_maps(draw: st.DrawFn, categorical_only: bool = False) -> dict[str, Any]:
-    keys = draw(st.lists(KEYS, min_size=1, max_size=5, unique=True))
+    # Grid runs every combination: 4 ranges of <= 4 values stay within SageMaker's 500 jobs.
+    keys = draw(st.lists(KEYS, min_size=1, max_size=4 if categorical_only else 5, unique=True))
     kinds = [categorical_ranges] if categorical_only else [integer_ranges(), continuous_ranges(), categorical_ranges]
     return {key: draw(st.one_of(*kinds)) for key in keys}
 
@@ -112,7 +120,7 @@ def valid_payloads(draw: st.DrawFn) -> dict[str, Any]:
     static: dict[str, Any] = {key: draw(st.one_of(st.text(ONE_LINE, max_size=40), st.integers(), FINITE, st.booleans(),
                                                   st.lists(st.integers(0, 512), max_size=4)))
                               for key in static_keys}
-    static["rl.algorithm"] = draw(st.sampled_from(["PPO", "DQN", "SAC"]))
+    static["rl.algorithm"] = draw(st.sampled_from(_ALGORITHMS))
     static["rl.env"] = "CartPole-v1"
     payload["static_hyperparameters"] = static
     payload["use_spot"] = draw(st.sampled_from([None, True, False]))

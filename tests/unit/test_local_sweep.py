@@ -32,8 +32,8 @@ FAST = {"poll_interval": 0.05, "stop_grace_s": 20.0, "cores": 2}
 def payload(**overrides):
     data = {
         "experiment": "fake",
-        "hyperparameter_ranges": {"rl.training.config.quality": {"min_value": 0.5, "max_value": 10.0}},
-        "static_hyperparameters": {"rl.training.config.iterations": 4, "rl.training.config.sleep": 0.05},
+        "hyperparameter_ranges": {"rl.env_config.quality": {"min_value": 0.5, "max_value": 10.0}},
+        "static_hyperparameters": {"rl.env_config.iterations": 4, "rl.env_config.sleep": 0.05},
         "max_jobs": 3,
         "max_parallel_jobs": 2,
         "random_seed": 11,
@@ -69,8 +69,8 @@ def test_sweep_runs_real_jobs_in_opt_ml_dirs_and_writes_the_cloud_record(tmp_pat
         assert record.name.startswith(result.spec.tuning_job_name + f"-{record.index:03d}-")
         hps = json.loads((trial_dir / "input/config/hyperparameters.json").read_text())
         assert hps["_tuning_objective_metric"] == "episode_reward_mean"
-        assert hps["rl.training.config.quality"] == record.tuned["rl.training.config.quality"]
-        assert hps["rl.training.config.iterations"] == "4"
+        assert hps["rl.env_config.quality"] == record.tuned["rl.env_config.quality"]
+        assert hps["rl.env_config.iterations"] == "4"
         assert all(isinstance(v, str) for v in hps.values())
         (start,) = starts(trial_dir)
         assert start["job"] == record.name
@@ -78,7 +78,7 @@ def test_sweep_runs_real_jobs_in_opt_ml_dirs_and_writes_the_cloud_record(tmp_pat
         assert (trial_dir / "model/policy.json").exists()
         assert (trial_dir / "logs/train.log").exists()
         # The objective is the last value the job printed: quality * 4 iterations.
-        assert record.objective == pytest.approx(float(record.tuned["rl.training.config.quality"]) * 4)
+        assert record.objective == pytest.approx(float(record.tuned["rl.env_config.quality"]) * 4)
         assert record.objective_history == pytest.approx([record.objective / 4 * i for i in range(1, 5)])
 
     summary = json.loads((run / "summary.json").read_text())
@@ -95,8 +95,8 @@ def test_sweep_runs_real_jobs_in_opt_ml_dirs_and_writes_the_cloud_record(tmp_pat
 
 
 def test_parallel_trials_never_share_a_checkpoint_directory(tmp_path):
-    data = payload(max_jobs=2, static_hyperparameters={"rl.training.config.iterations": 6,
-                                                        "rl.training.config.sleep": 0.1})
+    data = payload(max_jobs=2, static_hyperparameters={"rl.env_config.iterations": 6,
+                                                        "rl.env_config.sleep": 0.1})
     result = sweep(tmp_path, data).run()
     first, second = result.records
     assert datetime.fromisoformat(first.start_time) < datetime.fromisoformat(second.end_time)
@@ -112,12 +112,12 @@ def test_failure_file_and_non_zero_exit_fail_the_job_with_the_reason(tmp_path):
     data = payload(
         strategy="Grid",
         max_jobs=None,
-        hyperparameter_ranges={"rl.training.config.fail_at": ["0", "2"], "rl.training.config.crash_at": ["0", "3"]},
+        hyperparameter_ranges={"rl.env_config.fail_at": ["0", "2"], "rl.env_config.crash_at": ["0", "3"]},
     )
     data.pop("max_jobs")
     result = sweep(tmp_path, data).run()
     assert len(result.records) == 4, "Grid runs every combination"
-    by_case = {(r.tuned["rl.training.config.fail_at"], r.tuned["rl.training.config.crash_at"]): r
+    by_case = {(r.tuned["rl.env_config.fail_at"], r.tuned["rl.env_config.crash_at"]): r
                for r in result.records}
     assert by_case[("0", "0")].status == "Completed"
     failed = by_case[("2", "0")]
@@ -137,12 +137,12 @@ def test_early_stopping_auto_prunes_a_bad_trial_with_sigterm_keeping_its_checkpo
     # Sequential Grid; RandomSeed fixes the order so the weak configuration runs after two good ones.
     data = payload(
         strategy="Grid", early_stopping="Auto", max_parallel_jobs=1, random_seed=3,
-        hyperparameter_ranges={"rl.training.config.quality": ["10", "9", "0.5"]},
-        static_hyperparameters={"rl.training.config.iterations": 20, "rl.training.config.sleep": 0.1},
+        hyperparameter_ranges={"rl.env_config.quality": ["10", "9", "0.5"]},
+        static_hyperparameters={"rl.env_config.iterations": 20, "rl.env_config.sleep": 0.1},
     )
     data.pop("max_jobs")
     result = sweep(tmp_path, data).run()
-    order = [r.tuned["rl.training.config.quality"] for r in sorted(result.records, key=lambda r: r.index)]
+    order = [r.tuned["rl.env_config.quality"] for r in sorted(result.records, key=lambda r: r.index)]
     assert order[-1] == "0.5", f"test premise: the weak trial runs last (got {order})"
     bad = result.records[-1]
     assert bad.pruned
@@ -158,7 +158,7 @@ def test_early_stopping_auto_prunes_a_bad_trial_with_sigterm_keeping_its_checkpo
 
 def test_hyperband_stops_jobs_at_max_resource(tmp_path):
     data = payload(strategy="Hyperband", hyperband={"min_resource": 1, "max_resource": 3}, max_jobs=2,
-                   static_hyperparameters={"rl.training.config.iterations": 30, "rl.training.config.sleep": 0.1})
+                   static_hyperparameters={"rl.env_config.iterations": 30, "rl.env_config.sleep": 0.1})
     result = sweep(tmp_path, data).run()
     for record in result.records:
         assert record.stop_reason in (STOP_MAX_RESOURCE, STOP_PRUNED)
@@ -168,7 +168,7 @@ def test_hyperband_stops_jobs_at_max_resource(tmp_path):
 
 def test_a_job_over_its_max_runtime_is_stopped_like_sagemaker_does(tmp_path):
     request, experiment = request_for(payload(max_jobs=1, max_parallel_jobs=1, static_hyperparameters={
-        "rl.training.config.iterations": 100, "rl.training.config.sleep": 0.1}))
+        "rl.env_config.iterations": 100, "rl.env_config.sleep": 0.1}))
     request["TrainingJobDefinition"]["StoppingCondition"]["MaxRuntimeInSeconds"] = 1  # SageMaker's floor is 60
     (record,) = Sweep.create(tmp_path / "run", request, experiment, trainer=TRAINER, **FAST).run().records
     assert record.status == "Stopped"
@@ -192,13 +192,13 @@ def test_docker_mode_mounts_the_trial_as_opt_ml(tmp_path):
 
 def test_target_objective_completes_the_tuning_job_and_stops_running_jobs(tmp_path):
     data = payload(strategy="Grid", completion_criteria={"target_objective_value": 50.0},
-                   hyperparameter_ranges={"rl.training.config.sleep": ["0.02", "0.5"]},
-                   static_hyperparameters={"rl.training.config.iterations": 10, "rl.training.config.quality": 10})
+                   hyperparameter_ranges={"rl.env_config.sleep": ["0.02", "0.5"]},
+                   static_hyperparameters={"rl.env_config.iterations": 10, "rl.env_config.quality": 10})
     data.pop("max_jobs")
     result = sweep(tmp_path, data).run()
     assert result.status == "Completed"
     assert "target objective 50.0 reached" in result.reason
-    fast, slow = sorted(result.records, key=lambda r: float(r.tuned["rl.training.config.sleep"]))
+    fast, slow = sorted(result.records, key=lambda r: float(r.tuned["rl.env_config.sleep"]))
     assert fast.status == "Completed"
     assert fast.objective == 100.0
     assert slow.stop_reason == STOP_TUNING_DONE
@@ -219,8 +219,8 @@ class InterruptOnce(SilentUI):
 
 
 def test_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path):
-    data = payload(max_jobs=3, random_seed=5, static_hyperparameters={"rl.training.config.iterations": 8,
-                                                                       "rl.training.config.sleep": 0.15})
+    data = payload(max_jobs=3, random_seed=5, static_hyperparameters={"rl.env_config.iterations": 8,
+                                                                       "rl.env_config.sleep": 0.15})
     first = sweep(tmp_path, data, ui=InterruptOnce()).run()
     assert first.status == "Stopped"
     finished = [r for r in first.records if r.finished]
@@ -245,18 +245,18 @@ def test_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path):
         restart = log.split("attempt 2")[1]
         if record.objective_history:  # it had checkpointed; a job stopped before its first iteration starts over
             assert "starting at iteration 0" not in restart, "the interrupted trial resumed from its checkpoint"
-        assert resumed.objective_history[-1] == pytest.approx(8 * float(record.tuned["rl.training.config.quality"]))
+        assert resumed.objective_history[-1] == pytest.approx(8 * float(record.tuned["rl.env_config.quality"]))
 
 
 def test_an_interrupted_grid_resumes_covering_every_combination_once(tmp_path):
-    data = payload(strategy="Grid", hyperparameter_ranges={"rl.training.config.quality": ["1", "2", "3", "4", "5"]},
-                   static_hyperparameters={"rl.training.config.iterations": 6, "rl.training.config.sleep": 0.1})
+    data = payload(strategy="Grid", hyperparameter_ranges={"rl.env_config.quality": ["1", "2", "3", "4", "5"]},
+                   static_hyperparameters={"rl.env_config.iterations": 6, "rl.env_config.sleep": 0.1})
     data.pop("max_jobs")
     first = sweep(tmp_path, data, ui=InterruptOnce()).run()
     assert first.status == "Stopped"
     assert len(first.records) < 5
     second = Sweep.open(tmp_path / "run", **FAST).run()
-    values = sorted(r.tuned["rl.training.config.quality"] for r in second.records)
+    values = sorted(r.tuned["rl.env_config.quality"] for r in second.records)
     assert values == ["1", "2", "3", "4", "5"]
     assert all(r.status == "Completed" for r in second.records)
 
@@ -332,8 +332,8 @@ def test_after_a_crash_resume_stops_orphaned_jobs_and_continues(tmp_path):
     import subprocess
     import time
 
-    data = payload(max_jobs=2, static_hyperparameters={"rl.training.config.iterations": 40,
-                                                        "rl.training.config.sleep": 0.1})
+    data = payload(max_jobs=2, static_hyperparameters={"rl.env_config.iterations": 40,
+                                                        "rl.env_config.sleep": 0.1})
     request, experiment = request_for(data)
     run = tmp_path / "run"
     Sweep.create(run, request, experiment, trainer=TRAINER)
@@ -367,7 +367,7 @@ def test_after_a_crash_resume_stops_orphaned_jobs_and_continues(tmp_path):
         log = (run / "trials" / record.name / "logs/train.log").read_text()
         assert "got SIGTERM" in log, "the orphan was stopped with SIGTERM, so it checkpointed"
         assert record.attempts == 2
-        assert record.objective == pytest.approx(40 * float(record.tuned["rl.training.config.quality"]))
+        assert record.objective == pytest.approx(40 * float(record.tuned["rl.env_config.quality"]))
 
 
 def test_best_objective_not_improving_by_one_percent_completes_the_tuning_job(tmp_path):

@@ -86,7 +86,7 @@ def test_range_types_are_inferred_from_bounds_and_lists() -> None:
         "rl.training.config.gamma": {"min_value": 0.9, "max_value": 1},  # mixed -> Continuous
         "rl.training.config.minibatch_size": [64, 128],
         "rl.training.config.lambda_": {"type": "Continuous", "min_value": 0, "max_value": 1},
-        "rl.training.config.num_sgd": {"type": "Integer", "min_value": 1.0, "max_value": 4.0},
+        "rl.training.config.train_batch_size_per_learner": {"type": "Integer", "min_value": 1.0, "max_value": 4.0},
         "rl.rl_module.fcnet_activation": {"type": "Categorical", "values": ["relu", "tanh"]},
     }})
     got = {k: (r.type, r.min_value, r.max_value, r.values) for k, r in payload.hyperparameter_ranges.items()}
@@ -95,10 +95,10 @@ def test_range_types_are_inferred_from_bounds_and_lists() -> None:
         "rl.training.config.gamma": ("Continuous", 0.9, 1.0, None),
         "rl.training.config.minibatch_size": ("Categorical", None, None, [64, 128]),
         "rl.training.config.lambda_": ("Continuous", 0.0, 1.0, None),
-        "rl.training.config.num_sgd": ("Integer", 1, 4, None),
+        "rl.training.config.train_batch_size_per_learner": ("Integer", 1, 4, None),
         "rl.rl_module.fcnet_activation": ("Categorical", None, None, ["relu", "tanh"]),
     }
-    assert isinstance(payload.hyperparameter_ranges["rl.training.config.num_sgd"].min_value, int)
+    assert isinstance(payload.hyperparameter_ranges["rl.training.config.train_batch_size_per_learner"].min_value, int)
 
 
 def test_schema_key_is_accepted_and_ignored() -> None:
@@ -229,19 +229,19 @@ def test_categorical_value_limits() -> None:
 
 
 def test_tunable_parameter_limit_counts_categorical_values() -> None:
-    many = {f"rl.training.config.p{i}": {"min_value": 0, "max_value": 9} for i in range(MAX_TUNABLE_PARAMETERS)}
+    many = {f"rl.env_config.p{i}": {"min_value": 0, "max_value": 9} for i in range(MAX_TUNABLE_PARAMETERS)}
     validate_payload(with_(hyperparameter_ranges=many))
-    many["rl.training.config.extra"] = ["a", "b"]
+    many["rl.env_config.extra"] = ["a", "b"]
     message = paths_of(with_(hyperparameter_ranges=many))["hyperparameter_ranges"]
     assert f"{MAX_TUNABLE_PARAMETERS + 2} searchable values" in message
 
 
 def test_static_plus_tunable_limit() -> None:
-    static = {f"rl.training.config.s{i}": i for i in range(98)}
+    static = {f"rl.env_config.s{i}": i for i in range(98)}
     message = paths_of(with_(static_hyperparameters=static))["static_hyperparameters"]
     assert "= 101 hyperparameters" in message
     assert "allows 100" in message
-    static.pop("rl.training.config.s0")
+    static.pop("rl.env_config.s0")
     validate_payload(with_(static_hyperparameters=static))  # 97 + 1 tuned + time stop + SageMaker's = 100
 
 

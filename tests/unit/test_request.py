@@ -109,7 +109,7 @@ def sdk_range(name: str, spec: Any) -> tuple[str, dict[str, Any]]:
 @settings(max_examples=150, deadline=None)
 @given(specs=st.lists(st.one_of(integer_ranges(), continuous_ranges(), categorical_ranges), min_size=1, max_size=5))
 def test_parameter_ranges_equal_what_the_sagemaker_sdk_builds(specs: list[Any]) -> None:
-    ranges = {f"rl.training.config.p{i}": spec for i, spec in enumerate(specs)}
+    ranges = {f"rl.env_config.p{i}": spec for i, spec in enumerate(specs)}
     expected: dict[str, list[dict[str, Any]]] = {
         "IntegerParameterRanges": [], "ContinuousParameterRanges": [], "CategoricalParameterRanges": []}
     for name, spec in ranges.items():
