@@ -12,7 +12,6 @@ Usage: .venv/bin/python bench/bench_local.py [--skip-demo] [--steps N] [--rounds
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import statistics
 import sys
@@ -30,7 +29,6 @@ from rltune.local.run import DEFAULT_PAYLOAD_PATH  # noqa: E402
 def same_two_trials(steps: int) -> dict:
     """The default payload as a 2-point Grid with a fixed step budget (no early finish at return 450)."""
     payload = json.loads(DEFAULT_PAYLOAD_PATH.read_text())
-    payload = copy.deepcopy(payload)
     payload.pop("max_jobs", None)
     payload["strategy"] = "Grid"
     payload["hyperparameter_ranges"] = {"rl.training.config.lr": ["0.0003", "0.0005"]}

@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 from rltune.environments import DeploymentTarget, EnvironmentConfig  # noqa: E402
 from rltune.errors import PayloadError  # noqa: E402
 from rltune.payload import TuningPayload, validate_payload  # noqa: E402
-from rltune.request import build_tuning_request  # noqa: E402
+from rltune.request import DEFAULT_PAYLOAD, build_tuning_request  # noqa: E402
 
-EXAMPLE = (ROOT / "examples" / "cartpole_ppo.json").read_bytes()
+EXAMPLE = DEFAULT_PAYLOAD.read_bytes()
 MIX = (ROOT / "examples" / "ppo_categorical_integer.json").read_bytes()
 BAD = {
     "max_job": 3, "objective_metric": "nope", "instance_count": 2, "strategy": "Grid", "use_spot": "maybe",

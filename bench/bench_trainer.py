@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "training_image" / "train"
 sys.path[:0] = [str(ROOT / "training_image"), str(ROOT)]
 
+from rltune_trainer.paths import Paths  # noqa: E402
+
 from rltune import hyperparameters as hp  # noqa: E402
 from rltune import metrics  # noqa: E402
 
@@ -38,7 +40,7 @@ def default_payload_hps() -> dict[str, str]:
 
 
 def write_hps(root: Path, hps: dict[str, str]) -> None:
-    path = root / "input" / "config" / "hyperparameters.json"
+    path = Paths(root).hyperparameters
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(hps))
 
@@ -49,7 +51,6 @@ def child_trainer(iterations: int, out: Path) -> None:
     import io
 
     from ray.rllib.algorithms.ppo import PPO
-    from rltune_trainer.paths import Paths
     from rltune_trainer.runner import run
 
     calls: list[tuple[float, float]] = []  # (start, end) of every algo.train() inside the trainer

@@ -69,11 +69,16 @@ def skip_checkov(resource: CfnResource, *waivers: Waiver) -> None:
     resource.add_metadata("checkov", {"skip": skips})
 
 
+def _cfn(construct: IConstruct) -> CfnResource:
+    """The CloudFormation resource an L2 construct wraps."""
+    resource = construct.node.default_child
+    assert isinstance(resource, CfnResource)
+    return resource
+
+
 def _arn_token(stack: Stack, resource: IConstruct, attribute: str = "Arn") -> str:
     """How cdk-nag writes an intrinsic in a finding id, e.g. `<StorageBucket5CB7C8EA.Arn>`."""
-    default_child = resource.node.default_child
-    assert isinstance(default_child, CfnResource)
-    return f"<{stack.get_logical_id(default_child)}.{attribute}>"
+    return f"<{stack.get_logical_id(_cfn(resource))}.{attribute}>"
 
 
 def _nag_arn(stack: Stack, service: str, resource: str) -> str:
@@ -96,9 +101,7 @@ def apply(stack: RlTuneStack) -> None:
 
 
 def _storage(stack: RlTuneStack) -> None:
-    log_bucket = stack.access_log_bucket.node.default_child
-    assert isinstance(log_bucket, CfnResource)
-    skip_checkov(log_bucket, Waiver(
+    skip_checkov(_cfn(stack.access_log_bucket), Waiver(
         "CKV_AWS_18",
         "This is the server-access-log target of the data bucket; logging it would need a third bucket "
         "(or loop into itself). cdk-nag's S1 exempts log-target buckets for the same reason.",
@@ -108,9 +111,7 @@ def _storage(stack: RlTuneStack) -> None:
 def _results(stack: RlTuneStack) -> None:
     if stack.encryption_key is not None:
         return  # encrypted with the environment's customer-managed key: nothing to skip
-    table = stack.table.node.default_child
-    assert isinstance(table, CfnResource)
-    skip_checkov(table, Waiver(
+    skip_checkov(_cfn(stack.table), Waiver(
         "CKV_AWS_119",
         "Encrypted at rest with the AWS-managed aws/dynamodb KMS key (every use logged in CloudTrail). The "
         "table holds run summaries (metric values, job names, S3 URIs), nothing regulated; a CMK would cost "
@@ -208,8 +209,6 @@ def _workflow(stack: RlTuneStack) -> None:
         ],
     ])
     for fn in workflow.functions.values():
-        resource = fn.node.default_child
-        assert isinstance(resource, CfnResource)
         waivers = [
             Waiver("CKV_AWS_115", "Invoked at most a few times per tuning run (Step Functions / one EventBridge "
                                   "rule); reserved concurrency would only take capacity from the account "
@@ -224,20 +223,16 @@ def _workflow(stack: RlTuneStack) -> None:
                 "CKV_AWS_116", "Invoked synchronously by Step Functions, which retries it and routes every "
                                "failure to its Catch (Record-with-failure, then Fail); a DLQ would receive "
                                "nothing. The asynchronously invoked stop Lambda has a DLQ."))
-        skip_checkov(resource, *waivers)
+        skip_checkov(_cfn(fn), *waivers)
 
     for log_group in (workflow.log_group, *workflow.function_log_groups):
-        resource = log_group.node.default_child
-        assert isinstance(resource, CfnResource)
-        skip_checkov(resource, Waiver(
+        skip_checkov(_cfn(log_group), Waiver(
             "CKV_AWS_158",
             "CloudWatch Logs encrypts every log group at rest by default; these hold Lambda/state-machine "
             "diagnostics (job names, statuses), no secrets. A CMK needs a key policy granting the logs service, "
             "which an imported environment key cannot be given from here.",
         ))
-    queue = workflow.dead_letter_queue.node.default_child
-    assert isinstance(queue, CfnResource)
-    skip_checkov(queue, Waiver(
+    skip_checkov(_cfn(workflow.dead_letter_queue), Waiver(
         "CKV_AWS_27",
         "Encrypted with SQS-managed SSE (SqsManagedSseEnabled). EventBridge cannot deliver to a queue under the "
         "AWS-managed aws/sqs KMS key, and the messages are only failed stop events (execution ARNs).",

@@ -21,13 +21,10 @@ from infra.results import ResultsTable
 from infra.sagemaker_role import SageMakerExecutionRole
 from infra.storage import Storage
 from infra.workflow import TuningWorkflow
+from rltune.cloud import STATE_MACHINE_OUTPUT, TABLE_OUTPUT, stack_name
 from rltune.environments import DeploymentTarget, EnvironmentConfig
 
 PROJECT = "rltune"
-
-
-def stack_name(environment: str) -> str:
-    return f"RlTune-{environment}"
 
 
 class RlTuneStack(Stack):
@@ -96,7 +93,7 @@ class RlTuneStack(Stack):
         self.topic = self.notifications.topic
 
         self.add_output("BucketName", self.bucket.bucket_name, "Checkpoints and training output")
-        self.add_output("TableName", self.table.table_name, "Results table (one item per tuning run)")
+        self.add_output(TABLE_OUTPUT, self.table.table_name, "Results table (one item per tuning run)")
         self.add_output("ImageUri", self.image_uri, "SageMaker training image")
         self.add_output("SageMakerRoleArn", self.sagemaker_role.role_arn, "SageMaker training job execution role")
         self.add_output("NotificationTopicArn", self.topic.topic_arn, "Run notifications")
@@ -107,7 +104,7 @@ class RlTuneStack(Stack):
             sagemaker_role=self.sagemaker_role, encryption_key=self.encryption_key,
             removal_policy=self.removal_policy,
         )
-        self.add_output("StateMachineArn", self.workflow.state_machine.state_machine_arn, "Tuning workflow")
+        self.add_output(STATE_MACHINE_OUTPUT, self.workflow.state_machine.state_machine_arn, "Tuning workflow")
 
         # Last: every cdk-nag acknowledgement and checkov skip, from the one module that holds them.
         nag.apply(self)

@@ -7,12 +7,14 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-# The bucket layout every reader shares: SageMaker writes spot-resume checkpoints under CHECKPOINT_PREFIX and
-# model/output archives under OUTPUT_PREFIX (the request builder composes its S3 URIs from these). The
-# SageMaker role may touch nothing else in the bucket.
-KEY_PREFIX = "rltune"
-CHECKPOINT_PREFIX = f"{KEY_PREFIX}/checkpoints/"
-OUTPUT_PREFIX = f"{KEY_PREFIX}/output/"
+from rltune.environments import CHECKPOINTS_FOLDER, DEFAULT_KEY_PREFIX, OUTPUT_FOLDER
+
+# The bucket layout (rltune.environments, shared with the request builder): SageMaker writes spot-resume
+# checkpoints under CHECKPOINT_PREFIX and model/output archives under OUTPUT_PREFIX. The SageMaker role may
+# touch nothing else in the bucket.
+KEY_PREFIX = DEFAULT_KEY_PREFIX
+CHECKPOINT_PREFIX = f"{KEY_PREFIX}/{CHECKPOINTS_FOLDER}/"
+OUTPUT_PREFIX = f"{KEY_PREFIX}/{OUTPUT_FOLDER}/"
 
 NONCURRENT_VERSION_DAYS = 7
 ABORT_MULTIPART_DAYS = 1

@@ -14,7 +14,7 @@ from typing import Any
 from aws_lambda_powertools.logging import Logger
 
 from lambdas import _runtime
-from rltune.steps import derive_run, find_tuning_job_in_history, publish_record, record_run, stop_tuning_job
+from rltune.steps import derive_run, publish_record, record_run, stop_tuning_job, tuning_job_of_execution
 
 logger = Logger()
 
@@ -29,12 +29,6 @@ def _execution_input(detail: dict[str, Any]) -> Any:
         return raw
 
 
-def _job_from_history(execution_arn: str) -> str | None:
-    paginator = _runtime.client("stepfunctions").get_paginator("get_execution_history")
-    events = [e for page in paginator.paginate(executionArn=execution_arn) for e in page["events"]]
-    return find_tuning_job_in_history(events)
-
-
 @logger.inject_lambda_context(log_event=False)
 @_runtime.traced
 @_runtime.retryable_aws_errors
@@ -43,7 +37,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     execution_arn, status = detail["executionArn"], detail.get("status", "ABORTED")
     logger.append_keys(execution_arn=execution_arn, execution_status=status)
     derived = derive_run(_execution_input(detail), _runtime.deployment_target(), detail["name"])
-    experiment, name = derived if derived else ("unknown", _job_from_history(execution_arn))
+    if derived:
+        experiment, name = derived
+    else:
+        experiment, name = "unknown", tuning_job_of_execution(_runtime.client("stepfunctions"), execution_arn)
     if name is None:
         logger.info("no tuning job was started by this execution; nothing to stop")
         return {"action": "none", "tuning_job": None}

@@ -14,8 +14,9 @@ from typing import Any
 from rltune.pricing import REGION as PRICE_REGION
 from rltune.pricing import hourly_price
 from rltune.record import plain
-from rltune.steps import find_tuning_job_in_history, from_dynamodb_item
+from rltune.steps import from_dynamodb_item, tuning_job_of_execution
 
+# Stack outputs the CLI reads (infra/stack.py publishes them under these names).
 STATE_MACHINE_OUTPUT = "StateMachineArn"
 TABLE_OUTPUT = "TableName"
 
@@ -25,6 +26,7 @@ class CloudError(RuntimeError):
 
 
 def stack_name(environment: str) -> str:
+    """The environment's CloudFormation stack (infra/stack.py synthesizes it under this name)."""
     return f"RlTune-{environment}"
 
 
@@ -132,9 +134,7 @@ def execution_status(stepfunctions: Any, sagemaker: Any, execution_arn: str) -> 
         "cause": execution.get("cause"),
         "tuning_job": None,
     }
-    paginator = stepfunctions.get_paginator("get_execution_history")
-    events = [e for page in paginator.paginate(executionArn=execution_arn) for e in page["events"]]
-    name = find_tuning_job_in_history(events)
+    name = tuning_job_of_execution(stepfunctions, execution_arn)
     if name:
         job = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
         best = job.get("BestTrainingJob") or {}

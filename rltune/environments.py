@@ -23,6 +23,11 @@ from rltune.naming import validate_job_prefix
 # CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
                       2557, 2922, 3288, 3653)
+# The bucket layout shared by the request builder (S3 URIs) and the stack (lifecycle rules, IAM scoping):
+# s3://<bucket>/<key_prefix>/{checkpoints,output}/<tuning job>/
+DEFAULT_KEY_PREFIX = "rltune"
+CHECKPOINTS_FOLDER = "checkpoints"
+OUTPUT_FOLDER = "output"
 ENV_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -121,7 +126,7 @@ class DeploymentTarget(_Strict):
     image_uri: str
     role_arn: str
     bucket: str
-    key_prefix: str = "rltune"
+    key_prefix: str = DEFAULT_KEY_PREFIX
     job_prefix: str
     guardrails: Guardrails = Guardrails()
     spot_by_default: bool = True

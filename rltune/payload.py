@@ -779,8 +779,8 @@ class _Checker:
     def _check_config_key(self, path: str, key: str) -> None:
         """A key in an RLlib namespace must be one the trainer accepts for the algorithm (typos fail here, before
         any training job is paid for). Only the first dotted segment names the setting (`model.fcnet_hiddens`)."""
-        namespace = next((ns for ns in CONFIG_KEY_NAMESPACES if key.startswith(ns) and len(key) > len(ns)), None)
-        if namespace is None or hp.key_problem(key):
+        namespace = hp.namespace_of(key)
+        if namespace not in CONFIG_KEY_NAMESPACES:  # not understood, an exact key, or a namespace without a catalog
             return
         name = key[len(namespace):].split(".", 1)[0]
         catalog = rllib_config_keys()
@@ -1020,15 +1020,20 @@ class _Checker:
             self.add("hyperband.min_resource", f"min_resource ({config.min_resource}) must be less than "
                                                f"max_resource ({max_resource}); lower it")
             return
-        if config.max_resource is None or self.p.hyperband is None:
+        if config.max_resource is None:  # also when hyperband was omitted
             resolved = HyperbandConfig(min_resource=config.min_resource, max_resource=max_resource)
             object.__setattr__(self.p, "hyperband", resolved)
+
+    def _job_count(self) -> int:
+        """Training jobs this run has: every Grid combination, else max_jobs."""
+        p = self.p
+        return p.grid_size() if p.strategy == "Grid" and self.ranges_ok else p.max_jobs
 
     def check_jobs(self) -> None:
         p = self.p
         if not self.ok("max_jobs", "max_parallel_jobs", "strategy"):
             return
-        jobs = p.grid_size() if p.strategy == "Grid" and self.ranges_ok else p.max_jobs
+        jobs = self._job_count()
         if "max_parallel_jobs" in p.model_fields_set and p.max_parallel_jobs > jobs >= 1:
             self.add("max_parallel_jobs", f"max_parallel_jobs ({p.max_parallel_jobs}) is more than the {jobs} "
                                           f"training jobs this run has; set it to {jobs} or less")
@@ -1121,7 +1126,7 @@ class _Checker:
         p = self.p
         where = f"the {self.environment!r} environment" if self.environment else "this environment"
         fix = "lower it, or raise the cap in cdk.json and redeploy"
-        jobs = p.grid_size() if p.strategy == "Grid" and self.ranges_ok else p.max_jobs
+        jobs = self._job_count()
         if self.ok("max_jobs", "strategy") and jobs > g.max_jobs:
             path = "hyperparameter_ranges" if p.strategy == "Grid" else "max_jobs"
             self.add(path, f"{jobs} training jobs is over {where}'s cap guardrails.max_jobs = {g.max_jobs}; {fix}")

@@ -13,7 +13,7 @@ from typing import Any
 
 from rltune import hyperparameters as hp
 from rltune import metrics
-from rltune.environments import DeploymentTarget
+from rltune.environments import CHECKPOINTS_FOLDER, OUTPUT_FOLDER, DeploymentTarget
 from rltune.errors import PayloadError
 from rltune.naming import tuning_job_name
 from rltune.payload import TuningPayload, target_issues, validate_payload
@@ -98,7 +98,7 @@ def build_tuning_request(payload: TuningPayload, target: DeploymentTarget, execu
     if hp.TIME_TOTAL_KEY not in static:
         static[hp.TIME_TOTAL_KEY] = hp.encode_value(payload.stop_time_total_s(limits))
 
-    output: dict[str, Any] = {"S3OutputPath": s3_prefix(target, "output", name)}
+    output: dict[str, Any] = {"S3OutputPath": s3_prefix(target, OUTPUT_FOLDER, name)}
     resources: dict[str, Any] = {
         "InstanceType": payload.instance_type,
         "InstanceCount": payload.instance_count,
@@ -134,7 +134,7 @@ def build_tuning_request(payload: TuningPayload, target: DeploymentTarget, execu
         "EnableInterContainerTrafficEncryption": True,
         "EnableManagedSpotTraining": limits.spot,
         "CheckpointConfig": {
-            "S3Uri": s3_prefix(target, "checkpoints", name),
+            "S3Uri": s3_prefix(target, CHECKPOINTS_FOLDER, name),
             "LocalPath": CHECKPOINT_LOCAL_PATH,
         },
         "Environment": environment,

@@ -155,6 +155,13 @@ def tuning_runtime_issue(runtime: int | None, max_tuning_runtime: int | None) ->
     )
 
 
+def _validate(raw_payload: Any, target: DeploymentTarget) -> Any:
+    """The payload validated against the target's guardrails, as both start and its re-derivations see it."""
+    from rltune.payload import validate_payload
+
+    return validate_payload(raw_payload, target.guardrails, target.environment,
+                            spot_by_default=target.spot_by_default)
+
 
 def start_tuning_job(
     sagemaker: Any,
@@ -174,20 +181,15 @@ def start_tuning_job(
     response) meets `ResourceInUse` for the job it created itself, and returns that job.
     """
     from rltune.errors import PayloadError
-    from rltune.payload import validate_payload
     from rltune.request import build_tuning_request
 
     try:
-        payload = validate_payload(raw_payload, target.guardrails, target.environment,
-                                   spot_by_default=target.spot_by_default)
-    except PayloadError as error:
-        raise InvalidConfig(str(error)) from None
-    try:
+        payload = _validate(raw_payload, target)
         request = build_tuning_request(payload, target, execution_name)
     except PayloadError as error:
         raise InvalidConfig(str(error)) from None
-    runtime = request["HyperParameterTuningJobConfig"]["ResourceLimits"].get("MaxRuntimeInSeconds")
-    issue = tuning_runtime_issue(runtime, max_tuning_runtime)
+    limits = request["HyperParameterTuningJobConfig"]["ResourceLimits"]
+    issue = tuning_runtime_issue(limits.get("MaxRuntimeInSeconds"), max_tuning_runtime)
     if issue is not None:
         raise InvalidConfig(str(PayloadError([issue])))
     name = request["HyperParameterTuningJobName"]
@@ -205,7 +207,6 @@ def start_tuning_job(
         LOG.info("tuning job %s already exists (a retried start); returning it", name)
     except sagemaker.exceptions.ClientError as error:
         raise translate_client_error(error, f"CreateHyperParameterTuningJob {name}") from None
-    limits = request["HyperParameterTuningJobConfig"]["ResourceLimits"]
     return {
         "experiment": payload.experiment,
         "tuning_job_name": name,
@@ -223,11 +224,9 @@ def derive_run(raw_payload: Any, target: DeploymentTarget, execution_name: str) 
     """(experiment, tuning job name) an execution's start would use, or None for an invalid payload."""
     from rltune.errors import PayloadError
     from rltune.naming import tuning_job_name
-    from rltune.payload import validate_payload
 
     try:
-        payload = validate_payload(raw_payload, target.guardrails, target.environment,
-                                   spot_by_default=target.spot_by_default)
+        payload = _validate(raw_payload, target)
     except PayloadError:
         return None
     return payload.experiment, tuning_job_name(target.job_prefix, payload.experiment, execution_name)
@@ -433,3 +432,10 @@ def find_tuning_job_in_history(history_events: Sequence[Mapping[str, Any]]) -> s
             if isinstance(value, Mapping) and isinstance(value.get("tuning_job_name"), str):
                 return value["tuning_job_name"]
     return None
+
+
+def tuning_job_of_execution(stepfunctions: Any, execution_arn: str) -> str | None:
+    """The tuning job name an execution's Start task returned, read from its whole (paginated) history."""
+    paginator = stepfunctions.get_paginator("get_execution_history")
+    events = [e for page in paginator.paginate(executionArn=execution_arn) for e in page["events"]]
+    return find_tuning_job_in_history(events)

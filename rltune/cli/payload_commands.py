@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from rltune.cli import app
 from rltune.environments import DeploymentTarget, EnvironmentConfig, Guardrails, load_environments
 from rltune.errors import PayloadError
+
+if TYPE_CHECKING:
+    from rltune.payload import TuningPayload
 
 EXIT_INVALID = 2
 CDK_JSON = "cdk.json"
@@ -79,20 +82,28 @@ def _report(error: PayloadError, source: Path, as_json: bool) -> typer.Exit:
 
 def _permissive_guardrails(instance_type: str) -> Guardrails:
     """Caps that never bind: without --env only SageMaker's and the trainer's own rules apply."""
+    from rltune.payload import MAX_TRAINING_RUNTIME  # noqa: PLC0415
+
     return Guardrails(max_jobs=10_000, max_parallel_jobs=100, allowed_instance_types=(instance_type,),
-                      max_run_seconds=28 * 24 * 3600)
+                      max_run_seconds=MAX_TRAINING_RUNTIME)
+
+
+def _validate(raw: bytes, config: EnvironmentConfig | None, env: str | None) -> TuningPayload:
+    """`validate_payload` with the --env environment's guardrails and spot default (none without --env)."""
+    from rltune.payload import validate_payload  # noqa: PLC0415  (keeps `rltune --help` fast)
+
+    if config is None:
+        return validate_payload(raw)
+    return validate_payload(raw, config.guardrails, env, spot_by_default=config.spot_by_default)
 
 
 @app.command()
 def validate(payload: PayloadArg, env: EnvOption = None, as_json: JsonOption = False) -> None:
     """Check a payload; exit 0 when valid, 2 with every problem listed."""
-    from rltune.payload import validate_payload  # noqa: PLC0415  (keeps `rltune --help` fast)
-
     config = resolve_environment(env)
     raw = _read(payload)
     try:
-        parsed = validate_payload(raw, config.guardrails if config else None, env,
-                                  spot_by_default=config.spot_by_default if config else True)
+        parsed = _validate(raw, config, env)
     except PayloadError as exc:
         raise _report(exc, payload, as_json) from None
     where = f" for environment {env!r}" if env else ""
@@ -116,14 +127,12 @@ def render(  # noqa: PLR0917  (typer maps parameters to options)
     as_json: JsonOption = False,
 ) -> None:
     """Print the full CreateHyperParameterTuningJob request the payload becomes."""
-    from rltune.payload import validate_payload  # noqa: PLC0415
     from rltune.request import build_tuning_request  # noqa: PLC0415
 
     config = resolve_environment(env)
     raw = _read(payload)
     try:
-        parsed = validate_payload(raw, config.guardrails if config else None, env,
-                                  spot_by_default=config.spot_by_default if config else True)
+        parsed = _validate(raw, config, env)
         target = DeploymentTarget.placeholder(config or EnvironmentConfig(name="default"))
         if config is None:
             target = target.model_copy(update={"guardrails": _permissive_guardrails(parsed.instance_type)})

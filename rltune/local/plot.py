@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 
 from rltune.local.spec import TuningSpec
 from rltune.local.trial import TrialRecord, final_metrics
+from rltune.local.ui import short_value
 
 STEPS_METRIC = "num_env_steps_sampled_lifetime"
 TOP_CURVES = 3
@@ -82,7 +83,7 @@ def plot_trials(
         if log is None:
             continue
         xs, ys, xlabel = learning_curve(log, spec.metric_definitions, spec.objective_metric)
-        tuned = ", ".join(f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in record.tuned.items())
+        tuned = ", ".join(f"{k.rsplit('.', 1)[-1]}={short_value(v)}" for k, v in record.tuned.items())
         right.plot(xs, ys, marker=".", label=f"#{record.index}: {tuned}")
     if spec.target_objective is not None:
         right.axhline(spec.target_objective, color="tab:gray", linestyle="--", label="target")
@@ -98,10 +99,3 @@ def plot_trials(
     plt.close(fig)
     return path
 
-
-def _short(value: str) -> str:
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    return f"{number:.3g}"

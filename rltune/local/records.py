@@ -16,6 +16,7 @@ from typing import Any
 from rltune.local.spec import TuningSpec, training_definition
 from rltune.local.trial import TrialRecord, training_job_arn, tuning_job_arn
 from rltune.record import build_record
+from rltune.request import CHECKPOINT_LOCAL_PATH
 
 LOCAL_INSTANCE_TYPE = "local"
 
@@ -84,7 +85,7 @@ def describe_training_job(
         "BillableTimeInSeconds": round(record.training_seconds, 3),
         "EnableManagedSpotTraining": False,
         "CheckpointConfig": {"S3Uri": (trial_dir / "checkpoints").resolve().as_uri(),
-                             "LocalPath": "/opt/ml/checkpoints"},
+                             "LocalPath": CHECKPOINT_LOCAL_PATH},
         "FinalMetricDataList": [
             {"MetricName": name, "Value": value, "Timestamp": record.end_time}
             for name, value in sorted(record.final_metrics.items())

@@ -14,10 +14,9 @@ from rltune.errors import Issue, PayloadError
 from rltune.local.spec import apply_overrides
 from rltune.local.sweep import Sweep, SweepResult
 from rltune.payload import validate_payload
-from rltune.request import build_tuning_request
+from rltune.request import DEFAULT_PAYLOAD, build_tuning_request
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_PAYLOAD_PATH = REPO_ROOT / "examples" / "cartpole_ppo.json"
+DEFAULT_PAYLOAD_PATH = DEFAULT_PAYLOAD
 LOCAL_ENVIRONMENT = "local"
 DEFAULT_RUNS_DIR = Path("runs")
 

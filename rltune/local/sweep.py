@@ -30,6 +30,7 @@ from rltune.local.plot import plot_trials
 from rltune.local.records import best_record, build_summary, describe_tuning_job
 from rltune.local.spec import TuningSpec, parse_request
 from rltune.local.trial import (
+    LOG_NAME,
     STOP_INTERRUPTED,
     STOP_MAX_RESOURCE,
     STOP_MAX_RUNTIME,
@@ -243,12 +244,7 @@ class Sweep:
                 continue
             params = record.params or search.optuna_params(spec, record.values)
             intermediate = dict(enumerate(record.objective_history, start=1))
-            if record.pruned:
-                state, value = optuna.trial.TrialState.PRUNED, None
-            elif record.objective is not None and record.status != "Failed":
-                state, value = optuna.trial.TrialState.COMPLETE, record.objective
-            else:
-                state, value = optuna.trial.TrialState.FAIL, None
+            state, value = _optuna_outcome(record)
             study.add_trial(optuna.trial.create_trial(state=state, value=value, params=params, distributions=dists,
                                                       intermediate_values=intermediate,
                                                       system_attrs=search.grid_attrs(study, params)))
@@ -364,12 +360,8 @@ class Sweep:
     def _tell(self, study: Any, trial: Any, record: TrialRecord) -> None:
         if record.stop_reason == STOP_INTERRUPTED:
             return
-        if record.pruned:
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        elif record.objective is not None and record.status != "Failed":
-            study.tell(trial, record.objective)
-        else:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        state, value = _optuna_outcome(record)
+        study.tell(trial, value, state=state)
 
     def _stop_all(self, running: dict[int, tuple[TrialProcess, Any]]) -> None:
         """Ctrl-C: SIGTERM every running job so each checkpoints and exports; a second Ctrl-C kills them."""
@@ -441,13 +433,22 @@ class Sweep:
         plot = None
         if records:
             plot = plot_trials(self.run_dir / PLOT_FILE, self.spec, records,
-                               {r.name: self.trial_dir(r.name) / "logs" / "train.log" for r in records},
+                               {r.name: self.trial_dir(r.name) / "logs" / LOG_NAME for r in records},
                                title=f"{self.experiment} ({self.spec.tuning_job_name}): {status.lower()}")
         self.state["status"] = status
         self.state["sessions"][-1].update({"ended": end, "status": status, "reason": reason})
         _write_json(self.run_dir / RUN_FILE, self.state)
         return SweepResult(self.run_dir, status, reason, records, best_record(self.spec, records), summary, plot,
                            self.spec)
+
+
+def _optuna_outcome(record: TrialRecord) -> tuple[optuna.trial.TrialState, float | None]:
+    """How optuna learns a finished trial: pruned, complete with its objective, or failed."""
+    if record.pruned:
+        return optuna.trial.TrialState.PRUNED, None
+    if record.objective is not None and record.status != "Failed":
+        return optuna.trial.TrialState.COMPLETE, record.objective
+    return optuna.trial.TrialState.FAIL, None
 
 
 def _write_json(path: Path, data: Any) -> None:

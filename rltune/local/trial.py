@@ -130,7 +130,9 @@ class MetricScraper:
     """Applies MetricDefinitions to log lines as they arrive; thread-safe reads of the latest values."""
 
     def __init__(self, definitions: Sequence[Mapping[str, str]], objective: str) -> None:
-        self.compiled = [(d["Name"], re.compile(d["Regex"])) for d in definitions]
+        self.definitions = [{"Name": d["Name"], "Regex": d["Regex"]} for d in definitions]
+        for d in self.definitions:
+            re.compile(d["Regex"])  # a bad regex fails here, on the main thread, not in the log reader
         self.objective = objective
         self._lock = threading.Lock()
         self.latest: dict[str, float] = {}
@@ -138,7 +140,7 @@ class MetricScraper:
         self.first_metric_at: float | None = None  # monotonic time of the first metric line fed live
 
     def feed(self, line: str, live: bool = True) -> None:
-        found = parse_metric_lines([line], [{"Name": n, "Regex": r.pattern} for n, r in self.compiled])
+        found = parse_metric_lines([line], self.definitions)
         if not found:
             return
         with self._lock:

@@ -141,7 +141,7 @@ def results_table(spec: TuningSpec, records: Sequence[TrialRecord], best: TrialR
             record.name.removeprefix(spec.tuning_job_name + "-"),
             status,
             _num(record.objective, "{:.2f}"),
-            *(_short(record.tuned.get(n, "")) for n in names),
+            *(short_value(record.tuned.get(n, "")) for n in names),
             _num(record.final_metrics.get("training_iteration"), "{:.0f}"),
             _num(record.final_metrics.get("num_env_steps_sampled_lifetime"), "{:,.0f}"),
             f"{record.training_seconds:.0f}s",
@@ -150,7 +150,8 @@ def results_table(spec: TuningSpec, records: Sequence[TrialRecord], best: TrialR
     return table
 
 
-def _short(value: str) -> str:
+def short_value(value: str) -> str:
+    """A tuned value for display: numbers to 3 significant digits, other strings as they are."""
     try:
         return f"{float(value):.3g}"
     except ValueError:

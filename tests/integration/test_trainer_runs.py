@@ -36,7 +36,7 @@ FAST = {
 
 
 def write_hps(root: Path, hps: dict[str, str]) -> Paths:
-    path = root / "input" / "config" / "hyperparameters.json"
+    path = Paths(root).hyperparameters
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(hps))
     return Paths(root)

@@ -10,7 +10,15 @@ from hypothesis import strategies as st
 
 from rltune import metrics
 from rltune.environments import DeploymentTarget, Guardrails, VpcSettings
-from rltune.payload import rllib_config_keys
+from rltune.payload import MAX_TRAINING_RUNTIME, rllib_config_keys
+
+#: The seed project's payload, verbatim: it must keep validating with SageMaker SDK semantics.
+SEED = {
+    "hyperparameter_ranges": {"rl.training.config.lr": {"min_value": 1e-6, "max_value": 0.01}},
+    "objective_metric": "episode_reward_mean",
+    "max_jobs": 2,
+    "max_parallel_jobs": 1,
+}
 
 IDENT = st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True)
 NAMESPACES = ("rl.training.config.", "rl.env_config.", "rl.rl_module.", "rl.learners.", "rl.env_runners.")
@@ -154,7 +162,7 @@ def permissive_target(**changes: Any) -> DeploymentTarget:
         "job_prefix": "rlt-dev-",
         "guardrails": Guardrails(max_jobs=10_000, max_parallel_jobs=100,
                                  allowed_instance_types=("ml.c5.xlarge", "ml.m5.large", "ml.g4dn.xlarge"),
-                                 max_run_seconds=28 * 24 * 3600),
+                                 max_run_seconds=MAX_TRAINING_RUNTIME),
         "kms_key_id": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         "vpc": VpcSettings(subnet_ids=("subnet-0abc", "subnet-0def"), security_group_ids=("sg-0123",)),
     }

@@ -22,14 +22,10 @@ from rltune.payload import (
     validate_payload,
 )
 
+from .payload_strategies import SEED
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-SEED = {
-    "hyperparameter_ranges": {"rl.training.config.lr": {"min_value": 1e-6, "max_value": 0.01}},
-    "objective_metric": "episode_reward_mean",
-    "max_jobs": 2,
-    "max_parallel_jobs": 1,
-}
 LR = "rl.training.config.lr"
 
 

@@ -17,11 +17,18 @@ from rltune import metrics
 from rltune.environments import DeploymentTarget, EnvironmentConfig, Guardrails
 from rltune.errors import PayloadError
 from rltune.naming import tuning_job_name
-from rltune.payload import TuningPayload, auto_time_total_s, validate_payload
+from rltune.payload import (
+    BUILTIN_ENVIRONMENT,
+    BUILTIN_TAG_KEYS,
+    TuningPayload,
+    auto_time_total_s,
+    validate_payload,
+)
 from rltune.request import DEFAULT_PAYLOAD, build_tuning_request, load_default_payload
 
 from .payload_strategies import (
     INPUT_SHAPE,
+    SEED,
     categorical_ranges,
     continuous_ranges,
     integer_ranges,
@@ -32,12 +39,6 @@ from .payload_strategies import (
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.json") if p.name != "payload.schema.json")
-SEED = {
-    "hyperparameter_ranges": {"rl.training.config.lr": {"min_value": 1e-6, "max_value": 0.01}},
-    "objective_metric": "episode_reward_mean",
-    "max_jobs": 2,
-    "max_parallel_jobs": 1,
-}
 OPERATION = "create_hyper_parameter_tuning_job"
 
 
@@ -158,6 +159,12 @@ def test_seed_renders_a_complete_request() -> None:
     assert definition["ResourceConfig"]["VolumeKmsKeyId"] == target.kms_key_id
     assert definition["VpcConfig"] == {"SecurityGroupIds": ["sg-0123"], "Subnets": ["subnet-0abc", "subnet-0def"]}
     assert {"Key": "rltune:experiment", "Value": "ppo-cartpole-v1"} in request["Tags"]
+
+
+def test_what_rltune_adds_is_what_the_validator_reserves_room_for() -> None:
+    request = render({**SEED, "tags": {"team": "rl"}, "environment": {"EXTRA": "1"}})
+    assert [tag["Key"] for tag in request["Tags"]] == [*BUILTIN_TAG_KEYS, "team"]
+    assert list(request["TrainingJobDefinition"]["Environment"]) == [*BUILTIN_ENVIRONMENT, "EXTRA"]
 
 
 def test_same_inputs_same_request_and_other_executions_get_other_prefixes() -> None:

@@ -15,7 +15,7 @@ from rltune import hyperparameters as hp
 
 
 def write_hps(root, hps):
-    path = root / "input" / "config" / "hyperparameters.json"
+    path = Paths(root).hyperparameters
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(hps) if not isinstance(hps, str) else hps)
     return Paths(root)

@@ -181,8 +181,8 @@ class CheckpointManager:
         """Complete checkpoints of this job and hyperparameters, newest first; warns about each one skipped."""
         if not self.directory.is_dir():
             return
-        entries = sorted(((_iteration_of(e.name), e) for e in self.directory.iterdir()
-                          if _iteration_of(e.name) is not None and e.is_dir()), reverse=True)
+        entries = sorted(((iteration, e) for e in self.directory.iterdir()
+                          if (iteration := _iteration_of(e.name)) is not None and e.is_dir()), reverse=True)
         for _, entry in entries:
             info, reason = self.verify(entry)
             if info is None:

@@ -62,9 +62,8 @@ def resolve(name: str, env_config: dict[str, Any]) -> ResolvedEnv:
         try:
             gym.spec(name)
         except gym.error.Error as exc:
-            ids = [i for i in gym.registry if "/" not in i] + list(gym.registry)
             raise ValueError(
-                f"rl.env: {name!r} is not a registered gymnasium environment{did_you_mean(name, ids)}; "
+                f"rl.env: {name!r} is not a registered gymnasium environment{did_you_mean(name, gym.registry)}; "
                 "give a gymnasium id such as 'CartPole-v1' or 'module:Class' for a custom env"
             ) from exc
         try:

@@ -267,15 +267,14 @@ class Trainer:
     # -- loop --------------------------------------------------------------------------------------------------
     def finish_if_done(self) -> int | None:
         reason = stop_reason(self.values, self.stop) if self.values else None
+        iteration = int(self.values.get("training_iteration", 0))
         if reason:
             log.info("stop criterion met: %s", reason)
-            iteration = int(self.values.get("training_iteration", 0))
             if self.last_checkpoint is None or self.checkpoints.last_iteration != iteration:
                 self.checkpoint()
             self.export("completed", reason)
             return EXIT_OK
         if self.stopper.stopped:
-            iteration = int(self.values.get("training_iteration", 0))
             if iteration and self.checkpoints.last_iteration != iteration:
                 self.checkpoint()
             self.export("stopped", f"signal {self.stopper.signum}")
